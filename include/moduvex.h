@@ -1,0 +1,414 @@
+/*
+ * moduvex.h - the public interface of libmoduvex, a multithreaded async task runtime.
+ *
+ * Copyright (c) 2026 The moduvex authors. MIT licensed, see COPYING.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * OVERVIEW
+ *
+ * A task is caller state plus callbacks. The runtime calls `poll(state, cx, output)` on one of its
+ * worker threads; poll returns MVX_POLL_PENDING (call me again once my waker is woken),
+ * MVX_POLL_READY (the output is written) or MVX_POLL_FAILED (the C form of a panic, described
+ * with mvx_context_fail()). The state is dropped (the `drop` callback) the moment the task
+ * completes or is cancelled, whenever the join handle reads the output.
+ *
+ *     static int count_down(void *state, mvx_context *cx, void *output)
+ *     {
+ *         int *n = state;
+ *         if (--*n > 0) {                                  // not done: yield
+ *             mvx_waker_wake_by_ref(mvx_context_waker(cx));
+ *             return MVX_POLL_PENDING;
+ *         }
+ *         *(int *)output = 42;
+ *         return MVX_POLL_READY;
+ *     }
+ *     static const mvx_task_vtable count_down_vt = {
+ *         sizeof(mvx_task_vtable), count_down, NULL, NULL,
+ *         sizeof(int), _Alignof(int), sizeof(int), _Alignof(int),
+ *     };
+ *     ...
+ *     mvx_runtime *rt;  mvx_join_handle *jh;  int n = 10, out;
+ *     mvx_runtime_new(NULL, &rt);
+ *     mvx_spawn(rt, &count_down_vt, &n, &jh);              // n is copied into the task
+ *     mvx_join_wait(jh, MVX_TIMEOUT_INFINITE);
+ *     mvx_join_take(jh, &out, sizeof out, NULL);            // out == 42
+ *     mvx_join_release(jh);
+ *     mvx_runtime_release(rt);
+ *
+ * ---------------------------------------------------------------------------------------------
+ * CONVENTIONS (they hold for every function below unless its comment says otherwise)
+ *
+ * Errors. Functions that can fail return an int: 0 (MVX_OK) on success, a negative MVX_E* code
+ *   otherwise. mvx_strerror() describes a code; mvx_last_error() gives a message about the most
+ *   recent failure on the calling thread (which argument was wrong and why). NULL or invalid
+ *   arguments give MVX_EINVAL and never crash; out of memory gives MVX_ENOMEM with nothing leaked
+ *   and nothing changed.
+ *
+ * Handles. mvx_runtime, mvx_join_handle, mvx_local_set and mvx_context are opaque. A handle must
+ *   not be used after the call that releases it (mvx_runtime_release, mvx_join_release,
+ *   mvx_local_set_free); the library cannot detect that misuse.
+ *
+ * Threads. Every function may be called from any thread, concurrently, except where its comment
+ *   names an owner: a join handle is used by one thread at a time (mvx_join_abort and
+ *   mvx_join_is_finished excepted), a local set is driven and freed by the thread that created it,
+ *   and a context is valid only inside the poll call that received it.
+ *
+ * Structs. Every public struct a caller fills in or passes to the library starts with
+ *   `size_t size`, set by the caller to sizeof(the struct as the caller's header declares it).
+ *   The library reads and writes only the fields that size covers, so a struct can grow at its end
+ *   in a later minor release without breaking programs built against an earlier header. Structs
+ *   have no other reserved space: they grow only at the end. mvx_waker is the one exception: a
+ *   two-pointer value type whose layout is frozen forever.
+ *
+ * Timeouts are int64_t nanoseconds, relative: MVX_TIMEOUT_INFINITE (any negative value) waits
+ *   forever, 0 does not wait.
+ *
+ * Callbacks supplied by the caller (poll, drop, waker functions, hooks) must not unwind (no C++
+ *   exceptions or longjmp across the library) and must be safe to call on any worker thread.
+ */
+#ifndef MODUVEX_H
+#define MODUVEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MVX_BUILDING_LIBRARY) && defined(__GNUC__)
+#define MVX_EXTERN __attribute__((visibility("default")))
+#else
+#define MVX_EXTERN
+#endif
+
+/* ============================================================================================= */
+/* Version                                                                                        */
+
+#define MVX_VERSION_MAJOR 1
+#define MVX_VERSION_MINOR 0
+#define MVX_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH of the header the caller was compiled with. */
+#define MVX_VERSION_HEX (MVX_VERSION_MAJOR * 10000 + MVX_VERSION_MINOR * 100 + MVX_VERSION_PATCH)
+
+/* The version of the library actually loaded, MAJOR*10000 + MINOR*100 + PATCH. Any thread. */
+MVX_EXTERN int mvx_version(void);
+/* The same as a static string such as "1.0.0". Any thread; never NULL. */
+MVX_EXTERN const char *mvx_version_string(void);
+
+/* ============================================================================================= */
+/* Errors                                                                                         */
+
+/* X-macro: XX(NAME, value, description). The values are part of the ABI and never change. */
+#define MVX_ERRNO_MAP(XX)                                                                          \
+    XX(EINVAL, -1, "invalid argument")                                                             \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(ESHUTDOWN, -3, "runtime is shut down")                                                      \
+    XX(EDEADLK, -4, "blocking wait would deadlock: called from a thread that runs the task")       \
+    XX(ETIMEDOUT, -5, "timed out")                                                                 \
+    XX(EAGAIN, -6, "not finished yet")                                                             \
+    XX(ECANCELLED, -7, "task was cancelled")                                                       \
+    XX(EFAILED, -8, "task panicked")                                                               \
+    XX(ETAKEN, -9, "output already taken")                                                         \
+    XX(EPERM, -10, "not allowed from this thread")                                                 \
+    XX(ESYSTEM, -11, "system resource error")
+
+#define MVX_OK 0
+enum {
+#define MVX__ERRNO_ENUM(name, value, text) MVX_##name = value,
+    MVX_ERRNO_MAP(MVX__ERRNO_ENUM)
+#undef MVX__ERRNO_ENUM
+        MVX__ERRNO_END = 0
+};
+
+/* A static description of `code` ("invalid argument", "task was cancelled", ...), "success" for 0
+ * and "unknown error" for anything else. Any thread; never NULL. */
+MVX_EXTERN const char *mvx_strerror(int code);
+/* The code's name as a static string ("MVX_EINVAL"), "MVX_OK" for 0, "MVX_UNKNOWN" otherwise. */
+MVX_EXTERN const char *mvx_err_name(int code);
+/* A message about the most recent failed call on the calling thread, naming the function and
+ * what was wrong ("mvx_spawn: vtable->poll is NULL"); "" if none failed yet. The string belongs to
+ * the thread and is overwritten by its next failing call. */
+MVX_EXTERN const char *mvx_last_error(void);
+
+/* Timeouts: relative nanoseconds; any negative value waits forever, 0 does not wait. */
+#define MVX_TIMEOUT_INFINITE ((int64_t)-1)
+
+/* ============================================================================================= */
+/* Wakers                                                                                         */
+
+/* How a waker is implemented. The runtime builds wakers for its own tasks; callers build their own
+ * (foreign wakers) to let another executor - a Rust future, a Go goroutine, a Lua loop, a plain
+ * thread - be woken when a join handle becomes ready. Each callback receives the waker's data and
+ * may be called from any thread, concurrently; none may be NULL.
+ *   clone:       return data for a new, independent waker with the same vtable (take a reference).
+ *   wake:        wake, and release this waker's data (consumes it).
+ *   wake_by_ref: wake, keeping the data.
+ *   drop:        release the data without waking. */
+typedef struct mvx_waker_vtable {
+    size_t size; /* sizeof(mvx_waker_vtable) */
+    void *(*clone)(void *data);
+    void (*wake)(void *data);
+    void (*wake_by_ref)(void *data);
+    void (*drop)(void *data);
+} mvx_waker_vtable;
+
+/* A waker is a value: a vtable and its data, like Rust's RawWaker. Copying the struct does not
+ * clone it; use mvx_waker_clone(). A zeroed waker ({NULL, NULL}) is "no waker": every function
+ * below accepts it and does nothing. Layout frozen: two pointers, never grows. */
+typedef struct mvx_waker {
+    const mvx_waker_vtable *vtable;
+    void *data;
+} mvx_waker;
+
+/* Sets *out to a new waker that wakes the same task (or foreign target) as *waker. The caller owns
+ * *out and must eventually wake or drop it. Any thread. MVX_EINVAL if an argument is NULL. */
+MVX_EXTERN int mvx_waker_clone(const mvx_waker *waker, mvx_waker *out);
+/* Wakes and consumes *waker (it becomes {NULL, NULL}). Waking a task schedules it to be polled
+ * again; waking a task that already finished or was cancelled does nothing. Any thread. */
+MVX_EXTERN void mvx_waker_wake(mvx_waker *waker);
+/* Wakes without consuming. Any thread. */
+MVX_EXTERN void mvx_waker_wake_by_ref(const mvx_waker *waker);
+/* Releases *waker without waking (it becomes {NULL, NULL}). Any thread. */
+MVX_EXTERN void mvx_waker_drop(mvx_waker *waker);
+/* 1 if both wake the same target (same vtable and data), else 0. Any thread. */
+MVX_EXTERN int mvx_waker_will_wake(const mvx_waker *a, const mvx_waker *b);
+/* The vtable shared by every waker of a moduvex task, so that bindings can recognise one and, for
+ * example, wrap its data pointer without allocating. Any thread; never NULL. */
+MVX_EXTERN const mvx_waker_vtable *mvx_task_waker_vtable(void);
+
+/* ============================================================================================= */
+/* Tasks                                                                                          */
+
+#define MVX_POLL_PENDING 0 /* not done; poll again after the context's waker is woken */
+#define MVX_POLL_READY 1   /* done; the output has been written */
+#define MVX_POLL_FAILED 2  /* done with a failure (a panic); see mvx_context_fail() */
+
+/* The poll context: valid only during the poll call that receives it, on that thread. */
+typedef struct mvx_context mvx_context;
+
+/* Polls the task. `state` is the task's state (inline copy or the pointer given at spawn);
+ * `output` points at vtable->output_size bytes that poll fills before returning MVX_POLL_READY.
+ * Returns MVX_POLL_PENDING, MVX_POLL_READY or MVX_POLL_FAILED; any other value is treated as a
+ * failure with code MVX_EINVAL. Called on a worker thread (or the local set's owner), never
+ * concurrently with itself for one task. */
+typedef int (*mvx_poll_fn)(void *state, mvx_context *cx, void *output);
+
+/* A task type: its callbacks and the layout of its state and output. It must stay valid and
+ * unchanged until every task spawned with it has been dropped: use static storage.
+ *
+ * State: if state_size > 0, spawn copies state_size bytes from the `state` argument into the task
+ *   (one allocation holds header, state and output); the task then owns that copy and the caller
+ *   must not drop its own. If state_size == 0, the `state` pointer itself is stored and handed to
+ *   poll and drop; ownership of what it points at passes to the task.
+ * Output: output_size bytes (may be 0), written by poll, moved out by mvx_join_take().
+ * Alignments must be 0 (meaning alignof(max_align_t)) or a power of two up to 16. The state plus
+ * output copied inline must not exceed MVX_INLINE_MAX bytes; larger states go by pointer. */
+typedef struct mvx_task_vtable {
+    size_t size;       /* sizeof(mvx_task_vtable) */
+    mvx_poll_fn poll;  /* required */
+    void (*drop)(void *state);        /* frees the state when the task completes, fails or is
+                                         cancelled; called exactly once; may be NULL */
+    void (*output_drop)(void *output); /* frees an output that was never taken (handle released,
+                                          or task detached); may be NULL */
+    size_t state_size;
+    size_t state_align;
+    size_t output_size;
+    size_t output_align;
+} mvx_task_vtable;
+
+#define MVX_INLINE_MAX 16000
+
+/* The waker of the task being polled (borrowed: clone it to keep it beyond this poll). */
+MVX_EXTERN const mvx_waker *mvx_context_waker(mvx_context *cx);
+
+/* Describes why the task is failing; the poll must then return MVX_POLL_FAILED. `code` is the
+ * caller's (any int), `message` is copied (may be NULL), `payload` (may be NULL) and its
+ * destructor `payload_drop` (may be NULL) are handed to whoever takes the failure from the join
+ * handle, or payload_drop(payload) is called when nobody does. A second call replaces the first
+ * (dropping its payload). If poll then returns anything but MVX_POLL_FAILED the description is
+ * discarded and the payload dropped. MVX_EINVAL if cx is NULL (payload is then not touched). */
+MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, void *payload,
+                                void (*payload_drop)(void *payload));
+
+/* A task failure, moved out of a join handle by mvx_join_take(). The caller owns message and
+ * payload; mvx_failure_clear() frees the message and calls payload_drop(payload). To keep the
+ * payload, set payload to NULL before clearing. */
+typedef struct mvx_failure {
+    size_t size;      /* set by the caller: sizeof(mvx_failure) */
+    int code;         /* the code given to mvx_context_fail(), or an MVX_E* code */
+    char *message;    /* never NULL once filled */
+    void *payload;    /* may be NULL */
+    void (*payload_drop)(void *payload); /* may be NULL */
+} mvx_failure;
+
+/* Frees what *failure owns and zeroes those fields. Any thread. NULL does nothing. */
+MVX_EXTERN void mvx_failure_clear(mvx_failure *failure);
+
+/* ============================================================================================= */
+/* Runtime                                                                                        */
+
+typedef struct mvx_runtime mvx_runtime;
+
+/* Runtime settings. Fill with mvx_runtime_config_init(), then change what you need. */
+typedef struct mvx_runtime_config {
+    size_t size;             /* set by mvx_runtime_config_init() */
+    unsigned worker_threads; /* 0: the CPUs available to the process, cgroup quota respected */
+    const char *thread_name; /* worker name prefix (copied; NULL: "mvx-worker"); threads are
+                                named "<prefix>-<index>", cut to 15 bytes */
+    size_t stack_size;       /* worker stack size in bytes; 0: the system default */
+    /* Called on each worker thread before it runs any task / after it ran its last one, with
+       hook_data and the worker's index (0-based). May be NULL. */
+    void (*on_thread_start)(void *hook_data, unsigned worker_index);
+    void (*on_thread_stop)(void *hook_data, unsigned worker_index);
+    void *hook_data;
+} mvx_runtime_config;
+
+/* Fills *config with the defaults above; config_size is sizeof(*config) as the caller sees it.
+ * MVX_EINVAL if config is NULL or config_size is smaller than the first release's struct. */
+MVX_EXTERN int mvx_runtime_config_init(mvx_runtime_config *config, size_t config_size);
+
+/* Creates a runtime and starts its worker threads. config may be NULL for the defaults. On success
+ * *out owns one reference, given up with mvx_runtime_release(). MVX_EINVAL (bad config: more than
+ * 1024 workers, stack below the system minimum), MVX_ENOMEM, MVX_ESYSTEM (a thread could not be
+ * started; nothing is left running). Any thread. */
+MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **out);
+
+/* Shuts the runtime down: new spawns fail with MVX_ESHUTDOWN; every task not running is cancelled
+ * at once (its state dropped exactly once, on the calling thread or a worker) and its join waiters
+ * are woken with MVX_ECANCELLED; tasks in the middle of a poll are cancelled when that poll returns
+ * pending. Waits up to timeout_ns for those polls, then joins the worker threads that have
+ * finished. Returns the number of tasks still being polled when it gave up (0: clean shutdown),
+ * or MVX_EINVAL, or MVX_EDEADLK from a worker thread of this runtime. Tasks of local sets are
+ * cancelled when their owner next drives or frees the set. Calling it again waits again and
+ * returns the new count. Any thread but this runtime's workers. */
+MVX_EXTERN int mvx_runtime_shutdown(mvx_runtime *rt, int64_t timeout_ns);
+
+/* Gives up the caller's reference. Shuts down first with an infinite timeout if
+ * mvx_runtime_shutdown() was never called; never waits otherwise. Memory is freed once the last
+ * join handle, waker, local set and still-running worker is gone, so handles may outlive the
+ * runtime (their tasks are then finished or cancelled). Returns 0, MVX_EINVAL or MVX_EDEADLK (from
+ * a worker thread of this runtime; nothing is done). Any thread but this runtime's workers. */
+MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt);
+
+/* The runtime whose task is being polled on the calling thread (a worker's runtime, or the
+ * runtime of the local set being driven), or NULL. Borrowed: no reference is taken. */
+MVX_EXTERN mvx_runtime *mvx_runtime_current(void);
+
+/* The number of worker threads, or 0 for NULL. Any thread. */
+MVX_EXTERN unsigned mvx_runtime_worker_count(const mvx_runtime *rt);
+
+/* Counters of one worker, updated by the worker without synchronisation and read here as a
+ * snapshot: each counter is exact, the set of them is not a single instant. */
+typedef struct mvx_worker_stats {
+    size_t size;           /* set by the caller: sizeof(mvx_worker_stats) */
+    uint64_t polls;        /* task polls run (cancellations excluded) */
+    uint64_t local_spawns; /* tasks spawned by tasks running on this worker */
+    uint64_t remote_tasks; /* tasks taken from the global queue (spawned or woken elsewhere) */
+    uint64_t steals;       /* successful steals from other workers */
+    uint64_t stolen_tasks; /* tasks moved in by those steals */
+    uint64_t parks;        /* times the worker went to sleep */
+} mvx_worker_stats;
+
+/* Fills *stats for worker `worker` (0-based). MVX_EINVAL for a bad index or size. Any thread. */
+MVX_EXTERN int mvx_runtime_worker_stats(mvx_runtime *rt, unsigned worker,
+                                        mvx_worker_stats *stats);
+
+/* ============================================================================================= */
+/* Spawning and joining                                                                           */
+
+typedef struct mvx_join_handle mvx_join_handle;
+
+/* Spawns a task on rt. From a task running on one of rt's workers it goes to that worker's queue
+ * (and runs next), from anywhere else to the global queue. `state` is copied or stored as
+ * described at mvx_task_vtable. With join != NULL, *join receives the task's join handle (the
+ * caller must release it); with join == NULL the task is detached: its output is dropped when it
+ * completes.
+ * If the task never completes and nothing can wake it any more (no waker, no join handle), the
+ * runtime cancels it: its state is dropped.
+ * On failure nothing was spawned and the caller still owns `state`. MVX_EINVAL (NULL rt or
+ * vtable, vtable->poll NULL, bad size or alignment), MVX_ENOMEM, MVX_ESHUTDOWN. Any thread. */
+MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
+                         mvx_join_handle **join);
+
+/* Waits until the task finishes or the timeout passes. Returns its outcome: 0 (completed; take the
+ * output with mvx_join_take), MVX_ECANCELLED (aborted, or cancelled by shutdown), MVX_EFAILED
+ * (failed: take the failure with mvx_join_take), or MVX_ETIMEDOUT, MVX_EINVAL, MVX_EDEADLK (called
+ * from a worker thread of the task's runtime, or from the owner of the task's local set, which
+ * would never run it). Spins briefly before sleeping. */
+MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns);
+
+/* The outcome without waiting: as mvx_join_wait, with MVX_EAGAIN while the task is unfinished. */
+MVX_EXTERN int mvx_join_try(mvx_join_handle *join);
+
+/* The async form: returns the outcome as mvx_join_try; while the task is unfinished returns
+ * MVX_EAGAIN and stores a clone of *waker, which is woken (by reference) once when the task
+ * finishes. Only the latest registration is kept (earlier wakers are dropped). Use it from a task
+ * (pass mvx_context_waker(cx)) or from another executor with a foreign waker. */
+MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker);
+
+/* Moves the result out. Returns 0 and copies the output into `output` (output_size must equal the
+ * vtable's output_size; output may be NULL when that is 0); the caller now owns it and the
+ * output_drop callback will not be called. MVX_EFAILED: if failure != NULL (with its size set)
+ * the failure is moved into *failure. MVX_ECANCELLED: cancelled, no output. MVX_EAGAIN: not
+ * finished. MVX_ETAKEN: already taken. MVX_EINVAL: bad arguments. */
+MVX_EXTERN int mvx_join_take(mvx_join_handle *join, void *output, size_t output_size,
+                             mvx_failure *failure);
+
+/* Requests cancellation. A task that is not running is cancelled by a worker soon after; a running
+ * one right after its current poll returns pending; one that completes first keeps its output.
+ * Repeated calls are harmless. 0 or MVX_EINVAL. Any thread, concurrently with the handle's user. */
+MVX_EXTERN int mvx_join_abort(mvx_join_handle *join);
+
+/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread. */
+MVX_EXTERN int mvx_join_is_finished(const mvx_join_handle *join);
+
+/* Releases the handle. An unfinished task keeps running, detached; an output (or failure) never
+ * taken is dropped, now or when the task completes. NULL does nothing. */
+MVX_EXTERN void mvx_join_release(mvx_join_handle *join);
+
+/* Runs one task to completion on the calling thread while the workers run everything else; tasks
+ * it spawns on rt go to the workers. Returns as mvx_join_take: 0 with the output in `output`,
+ * MVX_EFAILED (with *failure if given), MVX_ECANCELLED (runtime shut down meanwhile), or
+ * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). */
+MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
+                            void *output, size_t output_size, mvx_failure *failure);
+
+/* ============================================================================================= */
+/* Local task sets                                                                                */
+
+/* A set of tasks pinned to the thread that created it (its owner): they are polled only while the
+ * owner drives the set, and dropped only on the owner, yet any thread may wake them and their join
+ * handles work everywhere. Made for single-threaded hosts (a Lua state, an event loop) whose
+ * coroutines become tasks that never run on a worker but can await tasks that do. */
+typedef struct mvx_local_set mvx_local_set;
+
+/* Creates a set owned by the calling thread, tied to rt (which it keeps alive). `notify` may be
+ * NULL; otherwise a clone is kept and woken (by reference) whenever a task of the set becomes
+ * ready while the owner is not driving it, e.g. to write to an eventfd the host loop polls. */
+MVX_EXTERN int mvx_local_set_new(mvx_runtime *rt, const mvx_waker *notify, mvx_local_set **out);
+
+/* Spawns a task into the set, as mvx_spawn. Any thread; MVX_ESHUTDOWN once the set or its
+ * runtime is shut down. */
+MVX_EXTERN int mvx_local_spawn(mvx_local_set *set, const mvx_task_vtable *vtable, void *state,
+                               mvx_join_handle **join);
+
+/* Polls the set's ready tasks until none is ready. Returns the number of polls run (>= 0), or
+ * MVX_EINVAL, MVX_EPERM (not the owner thread). Owner thread only. */
+MVX_EXTERN int mvx_local_set_run_until_idle(mvx_local_set *set);
+
+/* Drives the set until `until` (a handle of any task, local or not) finishes or the timeout
+ * passes, sleeping while no task is ready. Returns the outcome as mvx_join_wait (MVX_ETIMEDOUT
+ * included), or MVX_EPERM (not the owner thread). Owner thread only. */
+MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *until,
+                                       int64_t timeout_ns);
+
+/* Cancels every task of the set (states dropped here, join waiters woken with MVX_ECANCELLED) and
+ * frees it. Returns 0, MVX_EINVAL or MVX_EPERM (not the owner thread). Owner thread only. */
+MVX_EXTERN int mvx_local_set_free(mvx_local_set *set);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MODUVEX_H */

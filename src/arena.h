@@ -1,0 +1,96 @@
+/*
+ * arena.h - task memory: per-thread slab heaps over 64 KiB pages. Internal.
+ *
+ * Every task of a runtime lives in one slot of one page of that runtime's arena, so the arena is
+ * also the registry of live tasks: shutdown walks the pages instead of keeping a locked list.
+ *
+ *   arena (one per runtime)
+ *     segments: 2 MiB mmap()s, each cut into 32 pages of 64 KiB aligned to 64 KiB
+ *     heaps:    one per worker, one per outside thread that spawned (leased through a
+ *               thread-local cache, returned to the arena's pool at thread exit)
+ *   page:  a header, then equal slots of one size class; owned by one heap
+ *   heap:  per class a free list and a page being carved, touched only by its owner;
+ *          plus `remote`, a lock-free stack where other threads push the slots they free
+ *
+ * Allocation and owner frees take no atomic operation; a free from another thread is one CAS.
+ *
+ * Lifetime: a runtime's memory must outlive every task reference (wakers, join handles). A heap
+ * is closed by its last owner (a worker when it exits, mvx_runtime_release for outside heaps):
+ * closing swaps `remote` for a CLOSED mark and counts the slots still live. Frees that find the
+ * mark are "orphan" frees: each releases one reference on the arena (mvx__arena_orphan), and the
+ * arena is destroyed when the last one goes.
+ */
+#ifndef MVX_ARENA_H
+#define MVX_ARENA_H
+
+#include "common.h"
+
+#include <pthread.h>
+
+#define MVX__PAGE_SIZE ((size_t)65536)
+#define MVX__PAGE_HEADER 64
+#define MVX__SEGMENT_PAGES 32
+#define MVX__SLOT_MAX 16384
+#define MVX__NCLASSES 33
+
+struct mvx__task;
+struct mvx__arena;
+
+struct mvx__heap {
+    struct mvx__arena *arena;
+    struct mvx__task *free[MVX__NCLASSES];    /* owner only */
+    struct mvx__page *carve[MVX__NCLASSES];   /* owner only: page with uncarved slots */
+    uint64_t allocs, local_frees, collected;  /* owner only; live = allocs - frees - collected */
+    struct mvx__heap *all_next;               /* arena->heaps list (arena lock) */
+    struct mvx__heap *pool_next;              /* arena->pool of unleased outside heaps */
+    bool worker_owned;                        /* closed by its worker, not by release */
+    _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic remote; /* stack of remote frees */
+};
+
+struct mvx__arena {
+    pthread_mutex_t lock;     /* segments, heaps list, pool */
+    uint64_t id;              /* process-unique, never reused: thread caches match on it */
+    char **segments;
+    size_t nsegments, cap_segments;
+    unsigned next_page;       /* next unused page of the newest segment */
+    struct mvx__heap *heaps;
+    struct mvx__heap *pool;
+    struct mvx__arena *registry_next;
+    /* References keeping the arena alive: see mvx__arena_orphan(). */
+    _Alignas(MVX_CACHE_LINE) _Atomic int64_t refs;
+    void (*destroy)(struct mvx__arena *); /* called when refs reaches 0 */
+};
+
+/* The heap the calling worker thread owns, or NULL: frees into it need no atomic operation. */
+extern MVX_TLS struct mvx__heap *mvx__tl_heap;
+
+int mvx__arena_init(struct mvx__arena *arena, int64_t refs, void (*destroy)(struct mvx__arena *));
+/* Unmaps every segment and frees every heap. Only once nothing references the arena. */
+void mvx__arena_fini(struct mvx__arena *arena);
+
+struct mvx__heap *mvx__heap_new(struct mvx__arena *arena);
+/* The calling thread's heap in `arena` for threads that are not its workers: leased on first use,
+ * cached per thread. NULL when out of memory. */
+struct mvx__heap *mvx__arena_thread_heap(struct mvx__arena *arena);
+
+/* Size class for an allocation of `size` bytes, or -1 when above MVX__SLOT_MAX. */
+int mvx__size_class(size_t size);
+/* A slot of class `cls` from `heap`, which the calling thread must own; NULL when out of memory.
+ * The slot's state word is 0 (free); the caller initialises it and publishes the state last. */
+struct mvx__task *mvx__heap_alloc(struct mvx__heap *heap, int cls);
+/* Returns a slot to its heap. Any thread. */
+void mvx__slot_free(struct mvx__task *slot);
+
+/* Closes a heap whose owner is gone; returns how many of its slots are still live. */
+int64_t mvx__heap_close(struct mvx__heap *heap);
+/* Closes every heap in the pool or leased to outside threads: mvx_runtime_release. Removes the
+ * arena from the thread-cache registry first. Returns the live slots found. */
+int64_t mvx__arena_close_outside_heaps(struct mvx__arena *arena);
+/* Drops one reference on the arena; destroys it at zero. */
+void mvx__arena_unref(struct mvx__arena *arena);
+
+/* Calls visit(slot, arg) for every slot whose state word is not 0, in every assigned page.
+ * Slots may be allocated and freed meanwhile: visit must use atomic operations on the state. */
+void mvx__arena_walk(struct mvx__arena *arena, void (*visit)(struct mvx__task *, void *), void *arg);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * idle.c - which workers are awake, which search for work, and how one gets woken.
+ *
+ * One atomic word, rt->idle = (unparked << 16) | searching:
+ *   unparked   workers not committed to sleeping
+ *   searching  awake workers looking for work to steal (at most half of the unparked ones, so a
+ *              burst does not make every worker hammer every queue)
+ * A producer that queued work calls mvx__idle_notify(): if nobody searches and somebody sleeps,
+ * it counts one sleeper as unparked+searching on that sleeper's behalf (a CAS on the word), then
+ * claims a sleeper (CAS of its sleep word SLEEPING -> WOKEN) and futex-wakes it. One wake per
+ * burst: the woken worker searches, and only when it finds work and was the last searcher does it
+ * wake the next one. No lock anywhere.
+ *
+ * Sleeping, per worker (w->sleep):
+ *
+ *   AWAKE --store--> SLEEPING --notifier CAS--> WOKEN --worker--> AWAKE
+ *                       |
+ *                       +--worker's own CAS (work appeared while committing)--> AWAKE
+ *
+ * Lost wake-ups are excluded by ordering (all seq_cst): the worker publishes SLEEPING, then
+ * decrements `unparked`, then looks at every queue once more; a producer pushes, then reads the
+ * word. Either the worker's last look sees the push, or the producer sees the worker asleep.
+ * A notifier that counted a sleeper but finds none to claim (the sleeper woke itself) undoes its
+ * count and tries again, so a miscount never outlives the notify that made it.
+ */
+#include "futex.h"
+#include "worker.h"
+
+#include <sched.h>
+
+#define SEARCHING_MASK 0xffffu
+#define UNPARKED_ONE (1u << 16)
+
+static inline unsigned searching_of(uint32_t s)
+{
+    return s & SEARCHING_MASK;
+}
+static inline unsigned unparked_of(uint32_t s)
+{
+    return s >> 16;
+}
+
+bool mvx__idle_try_search(struct mvx_runtime *rt)
+{
+    uint32_t s = atomic_load_explicit(&rt->idle, mvx__seq_cst);
+    do {
+        if (2 * searching_of(s) >= unparked_of(s))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&rt->idle, &s, s + 1, mvx__seq_cst,
+                                                    mvx__seq_cst));
+    return true;
+}
+
+bool mvx__idle_leave_search(struct mvx_runtime *rt)
+{
+    return searching_of(atomic_fetch_sub_explicit(&rt->idle, 1, mvx__seq_cst)) == 1;
+}
+
+bool mvx__idle_work_visible(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    if (mvx__inject_maybe_nonempty(&rt->inject))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct mvx__worker *v = rt->workers[i];
+        if (v != w && mvx__deque_len(&v->deque) > 0)
+            return true;
+    }
+    return false;
+}
+
+static bool claim_sleeper(struct mvx_runtime *rt)
+{
+    static _Atomic unsigned rotor; /* spreads wake-ups over the workers */
+    unsigned n = rt->nworkers;
+    unsigned start = atomic_fetch_add_explicit(&rotor, 1, mvx__relaxed);
+    for (unsigned i = 0; i < n; i++) {
+        struct mvx__worker *w = rt->workers[(start + i) % n];
+        uint32_t expected = MVX__SLEEPING;
+        if (atomic_load_explicit(&w->sleep, mvx__relaxed) == MVX__SLEEPING &&
+            atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN,
+                                                    mvx__seq_cst, mvx__relaxed)) {
+            mvx__futex_wake(&w->sleep, 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+void mvx__idle_notify(struct mvx_runtime *rt)
+{
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&rt->idle, mvx__seq_cst);
+        do {
+            if (searching_of(s) != 0 || unparked_of(s) >= rt->nworkers)
+                return;
+        } while (!atomic_compare_exchange_weak_explicit(&rt->idle, &s, s + UNPARKED_ONE + 1,
+                                                        mvx__seq_cst, mvx__seq_cst));
+        if (claim_sleeper(rt))
+            return;
+        /* The sleeper we counted woke up by itself and counted itself: undo, look again. */
+        atomic_fetch_sub_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+    }
+}
+
+void mvx__idle_wake_all(struct mvx_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct mvx__worker *w = rt->workers[i];
+        atomic_store_explicit(&w->sleep, MVX__WOKEN, mvx__seq_cst);
+        mvx__futex_wake(&w->sleep, 1);
+    }
+}
+
+/* Spins a little before sleeping: a cross-core futex wake-up costs tens of microseconds on small
+ * VMs, far more than a task. Only searchers spin, so at most half the workers burn CPU. */
+#define SPIN_NS 50000
+
+static bool spin_for_work(struct mvx__worker *w)
+{
+    if (!w->searching)
+        return false;
+    int64_t deadline = mvx__now_ns() + SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (mvx__idle_work_visible(w) ||
+            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+            return true;
+        if ((i & 63) == 0) {
+            if (mvx__now_ns() > deadline)
+                return false;
+            sched_yield(); /* let the thread that will produce the work run */
+        }
+        mvx__cpu_relax();
+    }
+}
+
+void mvx__idle_sleep(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    if (spin_for_work(w))
+        return;
+    atomic_store_explicit(&w->sleep, MVX__SLEEPING, mvx__seq_cst);
+    uint32_t dec = UNPARKED_ONE + (w->searching ? 1 : 0);
+    atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
+    w->searching = false;
+    if (mvx__idle_work_visible(w) ||
+        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING) {
+        uint32_t expected = MVX__SLEEPING;
+        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
+                                                    mvx__seq_cst, mvx__seq_cst)) {
+            atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+            w->searching = true;
+            return;
+        }
+        /* A notifier claimed us first and counted us: just wake up. */
+    } else {
+        mvx__stat_inc(&w->parks);
+        while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING)
+            mvx__futex_wait(&w->sleep, MVX__SLEEPING, INT64_MAX);
+    }
+    atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
+    w->searching = true;
+}

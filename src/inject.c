@@ -1,0 +1,48 @@
+/*
+ * inject.c - see inject.h.
+ */
+#include "inject.h"
+
+void mvx__inject_init(struct mvx__inject *q)
+{
+    atomic_init(&q->stub.next, NULL);
+    atomic_init(&q->stub.state, 0);
+    atomic_init(&q->tail, &q->stub);
+    q->head = &q->stub;
+    atomic_init(&q->consumer, 0);
+}
+
+void mvx__inject_push_chain(struct mvx__inject *q, struct mvx__task *first, struct mvx__task *last)
+{
+    atomic_store_explicit(&last->next, NULL, mvx__relaxed);
+    /* seq_cst: pairs with the consumers' parking protocol (a push is seen by a worker about to
+     * sleep, or that worker is seen as sleeping by the notify that follows). */
+    struct mvx__task *prev = atomic_exchange_explicit(&q->tail, last, mvx__seq_cst);
+    atomic_store_explicit(&prev->next, first, mvx__release);
+}
+
+struct mvx__task *mvx__inject_pop(struct mvx__inject *q)
+{
+    struct mvx__task *head = q->head;
+    struct mvx__task *next = atomic_load_explicit(&head->next, mvx__acquire);
+    if (head == &q->stub) {
+        if (!next)
+            return NULL;
+        q->head = head = next;
+        next = atomic_load_explicit(&head->next, mvx__acquire);
+    }
+    if (next) {
+        q->head = next;
+        return head;
+    }
+    /* head is the last linked node: it can be taken only once the stub is queued behind it. */
+    if (atomic_load_explicit(&q->tail, mvx__acquire) != head)
+        return NULL; /* a producer is between its exchange and its store */
+    mvx__inject_push(q, &q->stub);
+    next = atomic_load_explicit(&head->next, mvx__acquire);
+    if (next) {
+        q->head = next;
+        return head;
+    }
+    return NULL;
+}

@@ -1,0 +1,48 @@
+/*
+ * runtime.h - the runtime object. Internal.
+ */
+#ifndef MVX_RUNTIME_H
+#define MVX_RUNTIME_H
+
+#include "arena.h"
+#include "inject.h"
+#include "task.h"
+
+#include <pthread.h>
+
+struct mvx__worker;
+
+enum { MVX__PHASE_RUNNING = 0, MVX__PHASE_SHUTDOWN = 1 };
+
+struct mvx_runtime {
+    struct mvx__sched base; /* kind MVX__SCHED_RUNTIME: tasks point here */
+    unsigned nworkers;
+    struct mvx__worker **workers;
+    _Atomic int phase;
+    struct mvx__inject inject; /* the global queue */
+    /* Idle accounting, see idle.c: (unparked << 16) | searching. */
+    _Alignas(MVX_CACHE_LINE) _Atomic uint32_t idle;
+    _Alignas(MVX_CACHE_LINE) struct mvx__arena arena;
+    pthread_mutex_t shutdown_lock; /* serialises shutdown and release */
+    bool shutdown_called;
+    char thread_name[16];
+    size_t stack_size;
+    void (*on_thread_start)(void *, unsigned);
+    void (*on_thread_stop)(void *, unsigned);
+    void *hook_data;
+};
+
+/* Hands a SCHEDULED task to the runtime: the current worker's queue when called on one of rt's
+ * workers (LIFO slot, or the back of the queue for a yield), the global queue otherwise. */
+void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yield);
+/* Cancels everything in the global queue; used once shutdown has begun. Any thread. */
+void mvx__runtime_drain_inject(struct mvx_runtime *rt);
+/* Whether the calling thread is one of rt's workers. */
+bool mvx__on_worker_of(const struct mvx_runtime *rt);
+/* The heap the calling thread allocates rt's tasks from; NULL when out of memory. */
+struct mvx__heap *mvx__runtime_heap(struct mvx_runtime *rt);
+
+/* The number of CPUs this process may use: affinity mask and cgroup quota (cpu.c). */
+unsigned mvx__available_cpus(void);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * worker.c - the worker run loop.
+ *
+ * Where a worker looks for its next task, in order:
+ *   1. every GLOBAL_INTERVAL ticks, the global queue first (fairness: local work cannot starve
+ *      tasks spawned from outside, which is what starves tokio 1.24 and oneTBB in busy2);
+ *   2. its LIFO slot (the task most recently spawned or woken here: message passing stays on one
+ *      core), at most LIFO_MAX times in a row before the slot's task goes to the back of the queue;
+ *   3. its own queue;
+ *   4. the global queue, taking a batch into its own queue;
+ *   5. as a searcher: steal half of another worker's queue;
+ *   6. spin briefly, then sleep (idle.c).
+ * A task that woke itself during its poll (a yield) goes to the back of the queue, not the LIFO
+ * slot, so that yielding lets the others run.
+ */
+#include "worker.h"
+#include <stdio.h>
+#include <string.h>
+
+#define GLOBAL_INTERVAL 31
+#define LIFO_MAX 3
+#define INJECT_BATCH 128
+
+MVX_TLS struct mvx__worker *mvx__tl_worker;
+
+void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t)
+{
+    struct mvx__task *first, *last;
+    if (mvx__deque_push(&w->deque, t, &first, &last))
+        mvx__inject_push_chain(&w->rt->inject, first, last);
+}
+
+void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield)
+{
+    if (!yield) {
+        struct mvx__task *prev = w->lifo;
+        w->lifo = t;
+        if (!prev)
+            return;
+        t = prev;
+    }
+    mvx__worker_push_back(w, t);
+    mvx__idle_notify(w->rt); /* someone idle could steal it */
+}
+
+/* Takes the consumer lock of the global queue and moves up to a batch into the local queue.
+ * Returns the first task, or NULL. */
+static struct mvx__task *take_from_global(struct mvx__worker *w)
+{
+    struct mvx__inject *q = &w->rt->inject;
+    if (!mvx__inject_maybe_nonempty(q) || !mvx__inject_try_lock(q))
+        return NULL;
+    struct mvx__task *first = mvx__inject_pop(q);
+    unsigned n = 0;
+    if (first) {
+        unsigned room = mvx__deque_room(&w->deque);
+        unsigned max = room < INJECT_BATCH ? room : INJECT_BATCH;
+        struct mvx__task *t;
+        while (n < max && (t = mvx__inject_pop(q)) != NULL) {
+            mvx__worker_push_back(w, t);
+            n++;
+        }
+    }
+    mvx__inject_unlock(q);
+    if (!first)
+        return NULL;
+    mvx__stat_add(&w->remote_tasks, n + 1);
+    if (n)
+        mvx__idle_notify(w->rt);
+    return first;
+}
+
+static struct mvx__task *steal_work(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    unsigned n = rt->nworkers;
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    unsigned start = w->rng % n;
+    struct mvx__task *buf[MVX__DEQUE_CAP / 2];
+    for (unsigned i = 0; i < n; i++) {
+        struct mvx__worker *v = rt->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        unsigned room = mvx__deque_room(&w->deque);
+        unsigned max = room < MVX__DEQUE_CAP / 2 ? room : MVX__DEQUE_CAP / 2;
+        if (max == 0)
+            break;
+        unsigned k = mvx__deque_steal(&v->deque, buf, max);
+        if (k) {
+            for (unsigned j = 1; j < k; j++)
+                mvx__worker_push_back(w, buf[j]);
+            mvx__stat_inc(&w->steals);
+            mvx__stat_add(&w->stolen_tasks, k);
+            return buf[0];
+        }
+    }
+    return take_from_global(w);
+}
+
+static struct mvx__task *next_local(struct mvx__worker *w)
+{
+    struct mvx__task *t;
+    if (++w->tick % GLOBAL_INTERVAL == 0 && (t = take_from_global(w)) != NULL)
+        return t;
+    if ((t = w->lifo) != NULL) {
+        w->lifo = NULL;
+        return t;
+    }
+    if ((t = mvx__deque_pop(&w->deque)) != NULL)
+        return t;
+    return take_from_global(w);
+}
+
+static struct mvx__task *search(struct mvx__worker *w)
+{
+    if (!w->searching) {
+        if (!mvx__idle_try_search(w->rt))
+            return NULL;
+        w->searching = true;
+    }
+    struct mvx__task *t = steal_work(w);
+    if (t) {
+        w->searching = false;
+        if (mvx__idle_leave_search(w->rt))
+            mvx__idle_notify(w->rt); /* the last searcher hands the search on */
+    }
+    return t;
+}
+
+/* Runs t, then whatever it put in the LIFO slot, up to LIFO_MAX times. */
+static void run(struct mvx__worker *w, struct mvx__task *t)
+{
+    struct mvx_runtime *rt = w->rt;
+    for (unsigned lifo_polls = 0;; lifo_polls++) {
+        mvx__task_run(t);
+        mvx__stat_inc(&w->polls);
+        if ((t = w->lifo) == NULL)
+            return;
+        if (lifo_polls == LIFO_MAX ||
+            atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+            w->lifo = NULL;
+            mvx__worker_push_back(w, t);
+            mvx__idle_notify(rt);
+            return;
+        }
+        w->lifo = NULL;
+    }
+}
+
+/* Shutdown: cancel everything this worker still holds. Cancelling can wake or spawn onto this
+ * worker again (drop callbacks), hence the loop. */
+static void drain(struct mvx__worker *w)
+{
+    for (;;) {
+        struct mvx__task *t = w->lifo;
+        if (t)
+            w->lifo = NULL;
+        else if ((t = mvx__deque_pop(&w->deque)) == NULL)
+            return;
+        mvx__task_cancel_popped(t);
+    }
+}
+
+static void name_thread(struct mvx__worker *w)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s-%u", w->rt->thread_name, w->index);
+    name[15] = '\0'; /* the kernel keeps 15 bytes */
+    pthread_setname_np(pthread_self(), name);
+}
+
+void *mvx__worker_main(void *arg)
+{
+    struct mvx__worker *w = arg;
+    struct mvx_runtime *rt = w->rt;
+    mvx__tl_worker = w;
+    mvx__tl_heap = w->heap;
+    name_thread(w);
+    if (rt->on_thread_start)
+        rt->on_thread_start(rt->hook_data, w->index);
+    while (atomic_load_explicit(&rt->phase, mvx__acquire) == MVX__PHASE_RUNNING) {
+        struct mvx__task *t = next_local(w);
+        if (!t)
+            t = search(w);
+        if (t)
+            run(w, t);
+        else
+            mvx__idle_sleep(w);
+    }
+    drain(w);
+    if (rt->on_thread_stop)
+        rt->on_thread_stop(rt->hook_data, w->index);
+    mvx__tl_worker = NULL;
+    mvx__tl_heap = NULL;
+    /* From here on every free into this heap is an orphan free holding an arena reference. */
+    int64_t live = mvx__heap_close(w->heap);
+    atomic_fetch_add_explicit(&rt->arena.refs, live, mvx__relaxed);
+    atomic_store_explicit(&w->exited, true, mvx__release);
+    mvx__arena_unref(&rt->arena); /* may free rt: touch nothing after this */
+    return NULL;
+}

@@ -1,0 +1,66 @@
+/*
+ * worker.h - a worker thread and its run loop. Internal.
+ */
+#ifndef MVX_WORKER_H
+#define MVX_WORKER_H
+
+#include "deque.h"
+#include "runtime.h"
+
+/* Worker sleep word, also its futex. */
+enum { MVX__AWAKE = 0, MVX__SLEEPING = 1, MVX__WOKEN = 2 };
+
+struct mvx__worker {
+    /* Owner-only, hot. */
+    struct mvx_runtime *rt;
+    struct mvx__heap *heap;
+    struct mvx__task *lifo; /* the next task to run: the latest spawned or woken here */
+    uint32_t tick;
+    uint32_t rng;
+    unsigned index;
+    bool searching;
+    /* Counters: written by the owner with plain stores, read by mvx_runtime_worker_stats. */
+    _Atomic uint64_t polls, local_spawns, remote_tasks, steals, stolen_tasks, parks;
+    /* Lifecycle, under rt->shutdown_lock except `exited`. */
+    pthread_t thread;
+    bool started, joined;
+    _Atomic bool exited;
+    _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
+    struct mvx__deque deque;
+};
+
+extern MVX_TLS struct mvx__worker *mvx__tl_worker;
+
+void *mvx__worker_main(void *arg);
+/* Owner: pushes t on the back of its queue (overflow goes to the global queue). */
+void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t);
+/* Owner: a task spawned or woken on this worker; see mvx__runtime_schedule. */
+void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield);
+
+static inline void mvx__stat_inc(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, mvx__relaxed) + 1, mvx__relaxed);
+}
+static inline void mvx__stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, mvx__relaxed) + n, mvx__relaxed);
+}
+
+/* ---- idle.c: which workers are awake, searching or asleep ---- */
+
+/* Becomes a searcher unless half the awake workers already search. */
+bool mvx__idle_try_search(struct mvx_runtime *rt);
+/* Stops searching (found work); true if it was the last searcher. */
+bool mvx__idle_leave_search(struct mvx_runtime *rt);
+/* Sleeps until notified or shut down, unless work shows up while committing to sleep. The
+ * worker comes back counted as awake and searching. */
+void mvx__idle_sleep(struct mvx__worker *w);
+/* After new work was queued: wakes one sleeping worker if no worker is searching. Lock-free;
+ * usually one load. */
+void mvx__idle_notify(struct mvx_runtime *rt);
+/* Shutdown: wakes every worker. */
+void mvx__idle_wake_all(struct mvx_runtime *rt);
+/* Whether there is work somewhere a worker could take (global queue, another worker's queue). */
+bool mvx__idle_work_visible(struct mvx__worker *w);
+
+#endif
