@@ -113,6 +113,15 @@ static struct mvx__task *next_local(struct mvx__worker *w)
     return take_from_global(w);
 }
 
+/* Found work: a searcher stops counting as one, or notifications would keep waiting for it to
+ * find the work they announce while it runs a task. The last searcher hands the search on. */
+static void stop_searching(struct mvx__worker *w)
+{
+    w->searching = false;
+    if (mvx__idle_leave_search(w->rt))
+        mvx__idle_notify(w->rt);
+}
+
 static struct mvx__task *search(struct mvx__worker *w)
 {
     if (!w->searching) {
@@ -120,13 +129,7 @@ static struct mvx__task *search(struct mvx__worker *w)
             return NULL;
         w->searching = true;
     }
-    struct mvx__task *t = steal_work(w);
-    if (t) {
-        w->searching = false;
-        if (mvx__idle_leave_search(w->rt))
-            mvx__idle_notify(w->rt); /* the last searcher hands the search on */
-    }
-    return t;
+    return steal_work(w);
 }
 
 /* Runs t, then whatever it put in the LIFO slot, up to LIFO_MAX times. */
@@ -184,10 +187,13 @@ void *mvx__worker_main(void *arg)
         struct mvx__task *t = next_local(w);
         if (!t)
             t = search(w);
-        if (t)
-            run(w, t);
-        else
+        if (!t) {
             mvx__idle_sleep(w);
+            continue;
+        }
+        if (w->searching)
+            stop_searching(w);
+        run(w, t);
     }
     drain(w);
     if (rt->on_thread_stop)

@@ -1,0 +1,718 @@
+/*
+ * check_runtime.c - runtimes: configuration, worker threads, spawning from inside and outside,
+ * stats, block_on, fairness, wake storms, shutdown (100k pending tasks, a stuck poll, spawns
+ * racing it) and release.
+ */
+#include "helpers.h"
+
+#include <sched.h>
+#include <stdio.h>
+
+static void setup(void)
+{
+    reset_counters();
+}
+
+START_TEST(default_worker_count_is_the_available_cpus)
+{
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(NULL, &rt), 0);
+    cpu_set_t set;
+    sched_getaffinity(0, sizeof set, &set);
+    unsigned cpus = (unsigned)CPU_COUNT(&set);
+    ck_assert_uint_ge(mvx_runtime_worker_count(rt), 1);
+    ck_assert_uint_le(mvx_runtime_worker_count(rt), cpus);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(config_init_fills_defaults)
+{
+    mvx_runtime_config cfg;
+    memset(&cfg, 0xab, sizeof cfg);
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, sizeof cfg), 0);
+    ck_assert_uint_eq(cfg.size, sizeof cfg);
+    ck_assert_uint_eq(cfg.worker_threads, 0);
+    ck_assert_ptr_null(cfg.thread_name);
+    ck_assert_uint_eq(cfg.stack_size, 0);
+    ck_assert_ptr_null(cfg.on_thread_start);
+}
+END_TEST
+
+struct hooks {
+    atomic_int started, stopped;
+    char names[4][16];
+    atomic_uint index_mask;
+};
+static void on_start(void *data, unsigned index)
+{
+    struct hooks *h = data;
+    if (index < 4)
+        pthread_getname_np(pthread_self(), h->names[index], sizeof h->names[index]);
+    atomic_fetch_or(&h->index_mask, 1u << index);
+    atomic_fetch_add(&h->started, 1);
+}
+static void on_stop(void *data, unsigned index)
+{
+    (void)index;
+    atomic_fetch_add(&((struct hooks *)data)->stopped, 1);
+}
+
+START_TEST(workers_are_named_and_run_the_hooks)
+{
+    struct hooks h = {0};
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 3;
+    cfg.thread_name = "pool";
+    cfg.stack_size = 256 * 1024;
+    cfg.on_thread_start = on_start;
+    cfg.on_thread_stop = on_stop;
+    cfg.hook_data = &h;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    wait_until_int(&h.started, 3, 5 * SEC);
+    ck_assert_uint_eq(atomic_load(&h.index_mask), 7);
+    ck_assert_str_eq(h.names[0], "pool-0");
+    ck_assert_str_eq(h.names[2], "pool-2");
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    ck_assert_int_eq(atomic_load(&h.stopped), 3);
+}
+END_TEST
+
+START_TEST(long_thread_names_are_cut_to_15_bytes)
+{
+    struct hooks h = {0};
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 1;
+    cfg.thread_name = "a-very-long-thread-name-prefix";
+    cfg.on_thread_start = on_start;
+    cfg.hook_data = &h;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    wait_until_int(&h.started, 1, 5 * SEC);
+    ck_assert_str_eq(h.names[0], "a-very-long-thr");
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* Spawn from inside a task goes to the worker's own queue: counted as a local spawn, and the
+ * child never passes through the global queue. */
+struct spawner {
+    int children;
+};
+static int spawner_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct spawner *s = state;
+    mvx_runtime *rt = mvx_runtime_current();
+    for (int i = 0; i < s->children; i++) {
+        struct yielder y = {0, i};
+        if (mvx_spawn(rt, &yielder_vt, &y, NULL) != 0)
+            return MVX_POLL_FAILED;
+    }
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable spawner_vt = {
+    sizeof(mvx_task_vtable), spawner_poll, NULL, NULL, sizeof(struct spawner),
+    _Alignof(struct spawner), 0, 0,
+};
+
+START_TEST(spawn_from_a_task_stays_on_its_worker)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct spawner s = {100};
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &spawner_vt, &s, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    wait_until_int(&g_output_drops, 100, 5 * SEC);
+    mvx_worker_stats st = {.size = sizeof st};
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), 0);
+    ck_assert_uint_eq(st.local_spawns, 100);
+    ck_assert_uint_eq(st.remote_tasks, 1); /* only the spawner came from outside */
+    ck_assert_uint_ge(st.polls, 101);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+static int current_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    *(mvx_runtime **)output = mvx_runtime_current();
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable current_vt = {
+    sizeof(mvx_task_vtable), current_poll, NULL, NULL, 0, 0, sizeof(void *), _Alignof(void *),
+};
+
+START_TEST(current_runtime_is_set_only_inside_tasks)
+{
+    mvx_runtime *rt = new_runtime(2);
+    ck_assert_ptr_null(mvx_runtime_current());
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &current_vt, NULL, &jh);
+    mvx_join_wait(jh, 5 * SEC);
+    mvx_runtime *seen = NULL;
+    mvx_join_take(jh, &seen, sizeof seen, NULL);
+    ck_assert_ptr_eq(seen, rt);
+    mvx_join_release(jh);
+    seen = NULL;
+    ck_assert_int_eq(mvx_block_on(rt, &current_vt, NULL, &seen, sizeof seen, NULL), 0);
+    ck_assert_ptr_eq(seen, rt); /* block_on's task runs here, yet belongs to rt */
+    ck_assert_ptr_null(mvx_runtime_current());
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(stats_count_polls_and_parks)
+{
+    mvx_runtime *rt = new_runtime(2);
+    struct yielder y = {99, 0};
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &yielder_vt, &y, &jh);
+    mvx_join_wait(jh, 5 * SEC);
+    /* The counter moves right after the poll that completed the task: allow it a moment. */
+    uint64_t polls = 0;
+    for (int tries = 0; tries < 1000 && polls != 100; tries++) {
+        polls = 0;
+        for (unsigned w = 0; w < 2; w++) {
+            mvx_worker_stats st = {.size = sizeof st};
+            ck_assert_int_eq(mvx_runtime_worker_stats(rt, w, &st), 0);
+            polls += st.polls;
+        }
+        usleep(1000);
+    }
+    ck_assert_uint_eq(polls, 100);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* ---- block_on ---- */
+
+START_TEST(block_on_runs_a_task_on_the_calling_thread)
+{
+    mvx_runtime *rt = new_runtime(2);
+    struct yielder y = {5, 31};
+    int out = 0;
+    ck_assert_int_eq(mvx_block_on(rt, &yielder_vt, &y, &out, sizeof out, NULL), 0);
+    ck_assert_int_eq(out, 31);
+    ck_assert_int_eq(atomic_load(&g_polls), 6);
+    ck_assert_int_eq(atomic_load(&g_drops), 1);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* block_on's task spawns onto the workers and awaits all of them. */
+struct fan_out {
+    mvx_join_handle *children[64];
+    int next;
+    int sum;
+};
+static int fan_out_poll(void *state, mvx_context *cx, void *output)
+{
+    struct fan_out *f = state;
+    if (f->next == 0) {
+        for (int i = 0; i < 64; i++) {
+            struct yielder y = {i % 4, i};
+            mvx_spawn(mvx_runtime_current(), &yielder_vt, &y, &f->children[i]);
+        }
+    }
+    while (f->next < 64) {
+        int r = mvx_join_poll(f->children[f->next], mvx_context_waker(cx));
+        if (r == MVX_EAGAIN)
+            return MVX_POLL_PENDING;
+        int v = 0;
+        mvx_join_take(f->children[f->next], &v, sizeof v, NULL);
+        mvx_join_release(f->children[f->next]);
+        f->sum += v;
+        f->next++;
+    }
+    *(int *)output = f->sum;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable fan_out_vt = {
+    sizeof(mvx_task_vtable), fan_out_poll, NULL, NULL, sizeof(struct fan_out),
+    _Alignof(struct fan_out), sizeof(int), _Alignof(int),
+};
+
+START_TEST(block_on_awaits_tasks_running_on_the_workers)
+{
+    mvx_runtime *rt = new_runtime(2);
+    struct fan_out f = {0};
+    int out = 0;
+    ck_assert_int_eq(mvx_block_on(rt, &fan_out_vt, &f, &out, sizeof out, NULL), 0);
+    ck_assert_int_eq(out, 63 * 64 / 2);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(block_on_reports_a_failure)
+{
+    mvx_runtime *rt = new_runtime(1);
+    atomic_store(&g_payload_drops, 0);
+    int out;
+    mvx_failure f = {.size = sizeof f};
+    ck_assert_int_eq(mvx_block_on(rt, &failer_vt, NULL, &out, sizeof out, &f), MVX_EFAILED);
+    ck_assert_int_eq(f.code, 77);
+    mvx_failure_clear(&f);
+    ck_assert_int_eq(atomic_load(&g_payload_drops), 1);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+struct nested {
+    mvx_runtime *rt;
+    int block_on, shutdown, release;
+};
+static int nested_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct nested *n = state;
+    n->block_on = mvx_block_on(n->rt, &empty_vt, NULL, NULL, 0, NULL);
+    n->shutdown = mvx_runtime_shutdown(n->rt, 0);
+    n->release = mvx_runtime_release(n->rt);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable nested_vt = {
+    sizeof(mvx_task_vtable), nested_poll, NULL, NULL, 0, 0, 0, 0,
+};
+
+START_TEST(blocking_calls_from_a_worker_are_edeadlk)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct nested n = {rt, 0, 0, 0};
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &nested_vt, &n, &jh);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    ck_assert_int_eq(n.block_on, MVX_EDEADLK);
+    ck_assert_int_eq(n.shutdown, MVX_EDEADLK);
+    ck_assert_int_eq(n.release, MVX_EDEADLK);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* ---- fairness ---- */
+
+/* Chains that stall and spawn their successor forever: a remote task must still run (tokio 1.24
+ * and oneTBB starve it). */
+static atomic_int g_chain_stop;
+static const mvx_task_vtable chain_vt_ref;
+static int chain_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    if (atomic_load(&g_chain_stop))
+        return MVX_POLL_READY;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * SEC + (t1.tv_nsec - t0.tv_nsec) < 10000);
+    mvx_spawn(mvx_runtime_current(), &chain_vt_ref, NULL, NULL);
+    return MVX_POLL_READY;
+}
+
+static const mvx_task_vtable chain_vt_ref = {
+    sizeof(mvx_task_vtable), chain_poll, NULL, NULL, 0, 0, 0, 0,
+};
+
+START_TEST(remote_tasks_run_while_every_worker_runs_a_chain)
+{
+    atomic_store(&g_chain_stop, 0);
+    mvx_runtime *rt = new_runtime(2);
+    for (int i = 0; i < 2; i++)
+        mvx_spawn(rt, &chain_vt_ref, NULL, NULL);
+    usleep(20000);
+    for (int round = 0; round < 5; round++) {
+        mvx_join_handle *jh[100];
+        for (int i = 0; i < 100; i++)
+            ck_assert_int_eq(mvx_spawn(rt, &empty_vt, NULL, &jh[i]), 0);
+        for (int i = 0; i < 100; i++) {
+            ck_assert_int_eq(mvx_join_wait(jh[i], 5 * SEC), 0);
+            mvx_join_release(jh[i]);
+        }
+    }
+    atomic_store(&g_chain_stop, 1);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* A worker busy in a long poll must not keep the others asleep: new tasks run meanwhile. */
+START_TEST(a_long_poll_does_not_stop_the_other_workers)
+{
+    mvx_runtime *rt = new_runtime(2);
+    for (int round = 0; round < 5; round++) {
+        struct gate g = {0};
+        atomic_store(&g.result, MVX_POLL_READY);
+        mvx_join_handle *stuck;
+        mvx_spawn(rt, &gate_vt, &g, &stuck);
+        gate_wait_entered(&g, 1);
+        usleep(20000); /* the idle worker goes to sleep */
+        for (int i = 0; i < 20; i++) {
+            mvx_join_handle *jh;
+            mvx_spawn(rt, &empty_vt, NULL, &jh);
+            ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+            mvx_join_release(jh);
+        }
+        atomic_store(&g.open, 1);
+        ck_assert_int_eq(mvx_join_wait(stuck, 5 * SEC), 0);
+        mvx_join_release(stuck);
+    }
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* ---- wake storms ---- */
+
+struct storm {
+    struct mailbox *m;
+    pthread_barrier_t *barrier;
+};
+static void *storm_thread(void *arg)
+{
+    struct storm *s = arg;
+    pthread_barrier_wait(s->barrier);
+    for (int i = 0; i < 20000; i++)
+        mailbox_wake_only(s->m);
+    return NULL;
+}
+
+START_TEST(wake_storm_from_many_threads_loses_nothing)
+{
+    mvx_runtime *rt = new_runtime(2);
+    struct mailbox m;
+    mailbox_init(&m);
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &mailbox_vt, &m, &jh);
+    while (atomic_load(&m.polls) == 0)
+        sched_yield();
+    enum { N = 6 };
+    pthread_t th[N];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, N);
+    struct storm s = {&m, &barrier};
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, storm_thread, &s);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int64_t waited = 0; atomic_load(&m.polls) < 2; waited += MS) {
+        ck_assert_int_lt(waited, 5 * SEC); /* woken at least once */
+        usleep(1000);
+    }
+    ck_assert_int_le(atomic_load(&m.polls), 1 + N * 20000); /* never more than the wakes */
+    mailbox_deliver(&m);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 1);
+    mvx_join_release(jh);
+    mailbox_fini(&m);
+    pthread_barrier_destroy(&barrier);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+struct spawn_thread_arg {
+    mvx_runtime *rt;
+    pthread_barrier_t *barrier;
+};
+static void *spawn_thread(void *arg)
+{
+    struct spawn_thread_arg *a = arg;
+    pthread_barrier_wait(a->barrier);
+    for (int i = 0; i < 5000; i++) {
+        struct yielder y = {i % 2, i};
+        mvx_join_handle *jh;
+        ck_assert_int_eq(mvx_spawn(a->rt, &yielder_vt, &y, &jh), 0);
+        if (i % 3 == 0) {
+            ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), 0);
+            int out;
+            ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, NULL), 0);
+            ck_assert_int_eq(out, i);
+        }
+        mvx_join_release(jh);
+    }
+    return NULL;
+}
+
+START_TEST(spawns_from_many_threads_all_complete)
+{
+    mvx_runtime *rt = new_runtime(2);
+    enum { N = 4 };
+    pthread_t th[N];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, N);
+    struct spawn_thread_arg a = {rt, &barrier};
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, spawn_thread, &a);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    wait_until_int(&g_drops, N * 5000, 10 * SEC);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), N * 5000);
+    pthread_barrier_destroy(&barrier);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(two_runtimes_side_by_side)
+{
+    mvx_runtime *a = new_runtime(1), *b = new_runtime(2);
+    mvx_join_handle *ja, *jb;
+    struct yielder y = {3, 1};
+    mvx_spawn(a, &yielder_vt, &y, &ja);
+    mvx_spawn(b, &yielder_vt, &y, &jb);
+    ck_assert_int_eq(mvx_join_wait(ja, 5 * SEC), 0);
+    ck_assert_int_eq(mvx_join_wait(jb, 5 * SEC), 0);
+    mvx_join_release(ja);
+    mvx_join_release(jb);
+    mvx_runtime_release(a);
+    mvx_runtime_release(b);
+}
+END_TEST
+
+/* ---- shutdown ---- */
+
+START_TEST(shutdown_cancels_100k_pending_tasks_once_each)
+{
+    enum { N = 100000 };
+    mvx_runtime *rt = new_runtime(2);
+    mvx_join_handle **jh = malloc(N * sizeof *jh);
+    struct mailbox m;
+    mailbox_init(&m);
+    for (int i = 0; i < N; i++) {
+        /* Half wait on nothing with a handle (idle after one poll), half yield forever. */
+        const mvx_task_vtable *vt = i % 2 ? &forever_vt : &yielder_vt;
+        struct yielder y = {1 << 30, 0};
+        ck_assert_int_eq(mvx_spawn(rt, vt, &y, &jh[i]), 0);
+    }
+    mvx_join_handle *waited;
+    mvx_spawn(rt, &mailbox_vt, &m, &waited);
+    struct flag_waker *fw = flag_waker_new();
+    mvx_waker w = {&flag_waker_vt, fw};
+    mvx_join_poll(waited, &w);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 30 * SEC), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), N + 1);
+    ck_assert_int_eq(atomic_load(&fw->wakes), 1); /* its waiter was told */
+    flag_waker_put(fw);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(mvx_join_try(jh[i]), MVX_ECANCELLED);
+        mvx_join_release(jh[i]);
+    }
+    ck_assert_int_eq(mvx_join_try(waited), MVX_ECANCELLED);
+    mvx_join_release(waited);
+    struct yielder y = {0, 0};
+    ck_assert_int_eq(mvx_spawn(rt, &yielder_vt, &y, NULL), MVX_ESHUTDOWN);
+    mailbox_fini(&m);
+    free(jh);
+    mvx_runtime_release(rt);
+    ck_assert_int_eq(atomic_load(&g_drops), N + 1);
+}
+END_TEST
+
+START_TEST(shutdown_gives_up_on_a_stuck_poll_and_reports_it)
+{
+    mvx_runtime *rt = new_runtime(2);
+    struct gate g = {0};
+    atomic_store(&g.result, MVX_POLL_PENDING);
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &gate_vt, &g, &jh);
+    gate_wait_entered(&g, 1);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 50 * MS), 1);
+    ck_assert_int_eq(mvx_join_try(jh), MVX_EAGAIN);
+    atomic_store(&g.open, 1); /* the poll returns pending: cancelled right after */
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), MVX_ECANCELLED);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 1);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* Spawns two children (the second stays in this worker's LIFO slot, where nobody can steal it),
+ * then blocks at the gate. */
+static int gate_parent_poll(void *state, mvx_context *cx, void *output)
+{
+    struct gate *g = state;
+    if (atomic_load(&g->entered) == 0) {
+        for (int i = 0; i < 2; i++) {
+            struct yielder y = {0, i};
+            mvx_spawn(mvx_runtime_current(), &yielder_vt, &y, NULL);
+        }
+    }
+    return gate_poll(state, cx, output);
+}
+static const mvx_task_vtable gate_parent_vt = {
+    sizeof(mvx_task_vtable), gate_parent_poll, NULL, NULL, 0, 0, sizeof(int), _Alignof(int),
+};
+
+/* The other worker exits while this one is stuck; when the poll returns, the task left in the
+ * LIFO slot is requeued and the worker must still wind down (it once spun forever trying to
+ * wake the exited worker). */
+START_TEST(stuck_worker_with_a_task_in_its_lifo_slot_still_shuts_down)
+{
+    struct hooks h = {0};
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 2;
+    cfg.on_thread_stop = on_stop;
+    cfg.hook_data = &h;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    struct gate g = {0};
+    atomic_store(&g.result, MVX_POLL_READY);
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &gate_parent_vt, &g, &jh);
+    gate_wait_entered(&g, 1);
+    usleep(100000); /* the other worker runs the first child, spins, then falls asleep */
+    int left = mvx_runtime_shutdown(rt, 200 * MS);
+    ck_assert_int_ge(left, 1);
+    ck_assert_int_le(left, 2);
+    atomic_store(&g.open, 1);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 10 * SEC), 0);
+    ck_assert_int_eq(atomic_load(&h.stopped), 2); /* both workers wound down */
+    ck_assert_int_eq(mvx_join_wait(jh, 0), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 2); /* both children: run or cancelled */
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(release_after_a_timed_out_shutdown_does_not_wait)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct gate *g = calloc(1, sizeof *g);
+    atomic_store(&g->result, MVX_POLL_READY);
+    ck_assert_int_eq(mvx_spawn(rt, &gate_vt, g, NULL), 0);
+    gate_wait_entered(g, 1);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 0), 1);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0); /* returns while the poll is stuck */
+    atomic_store(&g->open, 1);                      /* the worker finishes and frees rt */
+    wait_until_int(&g_drops, 1, 5 * SEC);
+    usleep(20000);
+    free(g);
+}
+END_TEST
+
+START_TEST(waiters_blocked_in_join_wait_are_woken_by_shutdown)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct mailbox m;
+    mailbox_init(&m);
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &mailbox_vt, &m, &jh);
+    ck_assert_int_eq(mvx_join_wait(jh, 30 * MS), MVX_ETIMEDOUT);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), MVX_ECANCELLED);
+    mvx_join_release(jh);
+    mailbox_fini(&m);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+struct racer {
+    mvx_runtime *rt;
+    pthread_barrier_t *barrier;
+    atomic_int *spawned;
+};
+static void *spawn_until_shutdown(void *arg)
+{
+    struct racer *r = arg;
+    pthread_barrier_wait(r->barrier);
+    for (;;) {
+        struct yielder y = {3, 0};
+        int res = mvx_spawn(r->rt, &yielder_vt, &y, NULL);
+        if (res == MVX_ESHUTDOWN)
+            return NULL;
+        ck_assert_int_eq(res, 0);
+        atomic_fetch_add(r->spawned, 1);
+    }
+}
+
+START_TEST(spawns_racing_shutdown_are_run_or_cancelled_never_lost)
+{
+    for (int round = 0; round < 20; round++) {
+        reset_counters();
+        mvx_runtime *rt = new_runtime(2);
+        atomic_int spawned = 0;
+        pthread_barrier_t barrier;
+        pthread_barrier_init(&barrier, NULL, 3);
+        struct racer r = {rt, &barrier, &spawned};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, spawn_until_shutdown, &r);
+        pthread_barrier_wait(&barrier);
+        usleep(2000);
+        ck_assert_int_eq(mvx_runtime_shutdown(rt, 10 * SEC), 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        ck_assert_int_eq(atomic_load(&g_drops), atomic_load(&spawned));
+        pthread_barrier_destroy(&barrier);
+        mvx_runtime_release(rt);
+        ck_assert_int_eq(atomic_load(&g_drops), atomic_load(&spawned));
+    }
+}
+END_TEST
+
+START_TEST(release_without_shutdown_shuts_down)
+{
+    mvx_runtime *rt = new_runtime(2);
+    for (int i = 0; i < 1000; i++)
+        mvx_spawn(rt, &forever_vt, NULL, NULL);
+    struct mailbox m;
+    mailbox_init(&m);
+    mvx_spawn(rt, &mailbox_vt, &m, NULL);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 1001);
+    mailbox_fini(&m); /* drops the last waker after the runtime is gone */
+}
+END_TEST
+
+static Suite *runtime_suite(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("runtime");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, default_worker_count_is_the_available_cpus);
+    tcase_add_test(tc, config_init_fills_defaults);
+    tcase_add_test(tc, workers_are_named_and_run_the_hooks);
+    tcase_add_test(tc, long_thread_names_are_cut_to_15_bytes);
+    tcase_add_test(tc, spawn_from_a_task_stays_on_its_worker);
+    tcase_add_test(tc, current_runtime_is_set_only_inside_tasks);
+    tcase_add_test(tc, stats_count_polls_and_parks);
+    tcase_add_test(tc, block_on_runs_a_task_on_the_calling_thread);
+    tcase_add_test(tc, block_on_awaits_tasks_running_on_the_workers);
+    tcase_add_test(tc, block_on_reports_a_failure);
+    tcase_add_test(tc, blocking_calls_from_a_worker_are_edeadlk);
+    tcase_add_test(tc, remote_tasks_run_while_every_worker_runs_a_chain);
+    tcase_add_test(tc, a_long_poll_does_not_stop_the_other_workers);
+    tcase_add_test(tc, wake_storm_from_many_threads_loses_nothing);
+    tcase_add_test(tc, spawns_from_many_threads_all_complete);
+    tcase_add_test(tc, two_runtimes_side_by_side);
+    tcase_add_test(tc, shutdown_cancels_100k_pending_tasks_once_each);
+    tcase_add_test(tc, shutdown_gives_up_on_a_stuck_poll_and_reports_it);
+    tcase_add_test(tc, stuck_worker_with_a_task_in_its_lifo_slot_still_shuts_down);
+    tcase_add_test(tc, release_after_a_timed_out_shutdown_does_not_wait);
+    tcase_add_test(tc, waiters_blocked_in_join_wait_are_woken_by_shutdown);
+    tcase_add_test(tc, spawns_racing_shutdown_are_run_or_cancelled_never_lost);
+    tcase_add_test(tc, release_without_shutdown_shuts_down);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(runtime_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
