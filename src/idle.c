@@ -90,6 +90,10 @@ static bool claim_sleeper(struct mvx_runtime *rt)
 void mvx__idle_notify(struct mvx_runtime *rt)
 {
     for (;;) {
+        /* After shutdown the counts no longer add up (exited workers stay uncounted) and every
+         * worker has been woken anyway. */
+        if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+            return;
         uint32_t s = atomic_load_explicit(&rt->idle, mvx__seq_cst);
         do {
             if (searching_of(s) != 0 || unparked_of(s) >= rt->nworkers)
