@@ -102,11 +102,11 @@ MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)
     uint64_t cur = atomic_load_explicit(&t->state, mvx__acquire);
     if (mvx__is_terminal(cur))
         return outcome_of(cur);
+    if (timeout_ns == 0)
+        return mvx__error(MVX_ETIMEDOUT, "mvx_join_wait: not finished");
     if (would_deadlock(t))
         return mvx__error(MVX_EDEADLK, "mvx_join_wait: the calling thread is the one that would "
                                        "run the task");
-    if (timeout_ns == 0)
-        return mvx__error(MVX_ETIMEDOUT, "mvx_join_wait: not finished");
     int64_t deadline = mvx__deadline(timeout_ns);
     /* Spin first: the task is often done within a few microseconds, and a futex sleep plus a
      * cross-core wake-up costs far more. */

@@ -1,0 +1,346 @@
+/*
+ * check_errors.c - every error code on bad input, and the texts that describe them: NULLs and
+ * invalid arguments give MVX_EINVAL with a message, never a crash.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+
+START_TEST(version_matches_the_header)
+{
+    ck_assert_int_eq(mvx_version(), MVX_VERSION_HEX);
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", MVX_VERSION_MAJOR, MVX_VERSION_MINOR,
+             MVX_VERSION_PATCH);
+    ck_assert_str_eq(mvx_version_string(), expected);
+}
+END_TEST
+
+START_TEST(every_code_has_a_description_and_a_name)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } codes[] = {
+#define CODE_ENTRY(name, value, text) {MVX_##name, "MVX_" #name},
+        MVX_ERRNO_MAP(CODE_ENTRY)
+#undef CODE_ENTRY
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        ck_assert_int_lt(codes[i].code, 0);
+        ck_assert_str_ne(mvx_strerror(codes[i].code), "unknown error");
+        ck_assert_str_eq(mvx_err_name(codes[i].code), codes[i].name);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_int_ne(codes[i].code, codes[j].code);
+    }
+    ck_assert_str_eq(mvx_strerror(0), "success");
+    ck_assert_str_eq(mvx_err_name(0), "MVX_OK");
+    ck_assert_str_eq(mvx_strerror(-12345), "unknown error");
+    ck_assert_str_eq(mvx_err_name(42), "MVX_UNKNOWN");
+    ck_assert_str_eq(mvx_strerror(MVX_ESHUTDOWN), "runtime is shut down");
+}
+END_TEST
+
+START_TEST(last_error_names_the_function_and_the_problem)
+{
+    ck_assert_int_eq(mvx_spawn(NULL, &empty_vt, NULL, NULL), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "mvx_spawn"));
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "rt is NULL"));
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "MVX_EINVAL"));
+}
+END_TEST
+
+START_TEST(runtime_functions_reject_null)
+{
+    ck_assert_int_eq(mvx_runtime_config_init(NULL, 0), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_new(NULL, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_shutdown(NULL, 0), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_release(NULL), MVX_EINVAL);
+    ck_assert_uint_eq(mvx_runtime_worker_count(NULL), 0);
+    mvx_worker_stats st = {.size = sizeof st};
+    ck_assert_int_eq(mvx_runtime_worker_stats(NULL, 0, &st), MVX_EINVAL);
+    ck_assert_int_eq(mvx_block_on(NULL, &empty_vt, NULL, NULL, 0, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_local_set_new(NULL, NULL, NULL), MVX_EINVAL);
+}
+END_TEST
+
+START_TEST(bad_configs_are_rejected)
+{
+    mvx_runtime_config cfg;
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, sizeof cfg - 1), MVX_EINVAL);
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    mvx_runtime *rt = (mvx_runtime *)0x1;
+    cfg.worker_threads = 100000;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
+    ck_assert_ptr_null(rt);
+    cfg.worker_threads = 1;
+    cfg.stack_size = 100;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
+    cfg.stack_size = 0;
+    cfg.size = 8;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
+}
+END_TEST
+
+START_TEST(bad_vtables_are_rejected)
+{
+    mvx_runtime *rt = new_runtime(1);
+    mvx_task_vtable vt = yielder_vt;
+    struct yielder y = {0, 0};
+    mvx_join_handle *jh = (mvx_join_handle *)0x1;
+    ck_assert_int_eq(mvx_spawn(rt, NULL, &y, &jh), MVX_EINVAL);
+    vt.size = 8;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "vtable->size"));
+    vt = yielder_vt;
+    vt.poll = NULL;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "poll is NULL"));
+    vt = yielder_vt;
+    vt.state_align = 3;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
+    vt.state_align = 64;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
+    vt = yielder_vt;
+    vt.output_align = 6;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
+    vt = yielder_vt;
+    vt.state_size = MVX_INLINE_MAX + 1;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "MVX_INLINE_MAX"));
+    vt = yielder_vt;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, NULL, &jh), MVX_EINVAL); /* inline state from NULL */
+    ck_assert_ptr_eq(jh, (mvx_join_handle *)0x1);                 /* untouched on failure */
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+/* The largest inline state is accepted and copied whole. */
+static int big_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    unsigned char *s = state;
+    unsigned sum = 0;
+    for (int i = 0; i < MVX_INLINE_MAX - 8; i++)
+        sum += s[i];
+    *(unsigned *)output = sum;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable big_vt = {
+    sizeof(mvx_task_vtable), big_poll, NULL, NULL, MVX_INLINE_MAX - 8, 1, 8, 8,
+};
+
+START_TEST(the_largest_inline_state_is_accepted)
+{
+    mvx_runtime *rt = new_runtime(1);
+    static unsigned char state[MVX_INLINE_MAX];
+    for (int i = 0; i < MVX_INLINE_MAX; i++)
+        state[i] = 1;
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &big_vt, state, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    uint64_t out = 0;
+    ck_assert_int_eq(mvx_join_take(jh, &out, 8, NULL), 0);
+    ck_assert_uint_eq((unsigned)out, MVX_INLINE_MAX - 8);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(join_and_waker_functions_reject_null)
+{
+    int out;
+    ck_assert_int_eq(mvx_join_wait(NULL, 0), MVX_EINVAL);
+    ck_assert_int_eq(mvx_join_try(NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_join_poll(NULL, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_join_take(NULL, &out, sizeof out, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_join_abort(NULL), MVX_EINVAL);
+    mvx_waker w = {NULL, NULL}, out_w;
+    ck_assert_int_eq(mvx_waker_clone(NULL, &out_w), MVX_EINVAL);
+    ck_assert_int_eq(mvx_waker_clone(&w, &out_w), MVX_EINVAL);
+    mvx_waker_wake(NULL);
+    mvx_waker_wake(&w);
+    mvx_waker_wake_by_ref(&w);
+    mvx_waker_drop(NULL);
+    mvx_waker_drop(&w);
+    ck_assert_int_eq(mvx_waker_will_wake(NULL, &w), 0);
+    ck_assert_int_eq(mvx_context_fail(NULL, 1, "x", NULL, NULL), MVX_EINVAL);
+    ck_assert_ptr_null(mvx_context_waker(NULL));
+    mvx_failure_clear(NULL);
+    ck_assert_ptr_nonnull(mvx_task_waker_vtable());
+}
+END_TEST
+
+START_TEST(join_poll_without_a_waker_is_einval)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct mailbox m;
+    mailbox_init(&m);
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &mailbox_vt, &m, &jh);
+    mvx_waker none = {NULL, NULL};
+    ck_assert_int_eq(mvx_join_poll(jh, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_join_poll(jh, &none), MVX_EINVAL);
+    mvx_failure f = {.size = 1}; /* size too small */
+    mvx_join_abort(jh);
+    mvx_join_wait(jh, 5 * SEC);
+    int out;
+    ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, &f), MVX_ECANCELLED);
+    mvx_join_release(jh);
+    mailbox_fini(&m);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(failure_struct_with_a_bad_size_is_einval)
+{
+    mvx_runtime *rt = new_runtime(1);
+    atomic_store(&g_payload_drops, 0);
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &failer_vt, NULL, &jh);
+    mvx_join_wait(jh, 5 * SEC);
+    mvx_failure f = {.size = 4};
+    int out;
+    ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, &f), MVX_EINVAL);
+    mvx_join_release(jh);
+    ck_assert_int_eq(atomic_load(&g_payload_drops), 1);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(stats_reject_a_bad_worker_or_size)
+{
+    mvx_runtime *rt = new_runtime(2);
+    mvx_worker_stats st = {.size = sizeof st};
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 2, &st), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, NULL), MVX_EINVAL);
+    st.size = 3;
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), MVX_EINVAL);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(block_on_rejects_a_mismatched_output)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct yielder y = {0, 1};
+    char out[16];
+    ck_assert_int_eq(mvx_block_on(rt, &yielder_vt, &y, out, 16, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_block_on(rt, &yielder_vt, &y, NULL, sizeof(int), NULL), MVX_EINVAL);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+START_TEST(local_set_functions_reject_null)
+{
+    ck_assert_int_eq(mvx_local_spawn(NULL, &empty_vt, NULL, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_local_set_run_until_idle(NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_local_set_run_until(NULL, NULL, 0), MVX_EINVAL);
+    ck_assert_int_eq(mvx_local_set_free(NULL), MVX_EINVAL);
+    mvx_runtime *rt = new_runtime(1);
+    mvx_local_set *set;
+    ck_assert_int_eq(mvx_local_set_new(rt, NULL, &set), 0);
+    ck_assert_int_eq(mvx_local_set_run_until(set, NULL, 0), MVX_EINVAL);
+    ck_assert_int_eq(mvx_local_spawn(set, NULL, NULL, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_local_set_free(set), 0);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* Poll misbehaving: the runtime turns it into a failure with a clear message. */
+static int bad_return_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    return 17;
+}
+static int silent_fail_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    return MVX_POLL_FAILED;
+}
+static int fail_then_ready_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    mvx_context_fail(cx, 5, "changed my mind", malloc(4), payload_drop);
+    *(int *)output = 3;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable bad_return_vt = {
+    sizeof(mvx_task_vtable), bad_return_poll, count_drop, NULL, 0, 0, 0, 0,
+};
+static const mvx_task_vtable silent_fail_vt = {
+    sizeof(mvx_task_vtable), silent_fail_poll, count_drop, NULL, 0, 0, 0, 0,
+};
+static const mvx_task_vtable fail_then_ready_vt = {
+    sizeof(mvx_task_vtable), fail_then_ready_poll, NULL, NULL, 0, 0, sizeof(int), _Alignof(int),
+};
+
+START_TEST(invalid_poll_results_become_failures)
+{
+    mvx_runtime *rt = new_runtime(1);
+    reset_counters();
+    atomic_store(&g_payload_drops, 0);
+    mvx_join_handle *a, *b, *c;
+    mvx_spawn(rt, &bad_return_vt, NULL, &a);
+    mvx_spawn(rt, &silent_fail_vt, NULL, &b);
+    mvx_spawn(rt, &fail_then_ready_vt, NULL, &c);
+    ck_assert_int_eq(mvx_join_wait(a, 5 * SEC), MVX_EFAILED);
+    ck_assert_int_eq(mvx_join_wait(b, 5 * SEC), MVX_EFAILED);
+    ck_assert_int_eq(mvx_join_wait(c, 5 * SEC), 0);
+    mvx_failure f = {.size = sizeof f};
+    mvx_join_take(a, NULL, 0, &f);
+    ck_assert_int_eq(f.code, MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(f.message, "17"));
+    mvx_failure_clear(&f);
+    f.size = sizeof f;
+    mvx_join_take(b, NULL, 0, &f);
+    ck_assert_int_eq(f.code, MVX_EFAILED);
+    ck_assert_ptr_null(f.payload);
+    mvx_failure_clear(&f);
+    int out = 0;
+    ck_assert_int_eq(mvx_join_take(c, &out, sizeof out, NULL), 0);
+    ck_assert_int_eq(out, 3);
+    ck_assert_int_eq(atomic_load(&g_payload_drops), 1); /* the discarded description */
+    ck_assert_int_eq(atomic_load(&g_drops), 2);
+    mvx_join_release(a);
+    mvx_join_release(b);
+    mvx_join_release(c);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+static Suite *errors_suite(void)
+{
+    Suite *s = suite_create("errors");
+    TCase *tc = tcase_create("errors");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, version_matches_the_header);
+    tcase_add_test(tc, every_code_has_a_description_and_a_name);
+    tcase_add_test(tc, last_error_names_the_function_and_the_problem);
+    tcase_add_test(tc, runtime_functions_reject_null);
+    tcase_add_test(tc, bad_configs_are_rejected);
+    tcase_add_test(tc, bad_vtables_are_rejected);
+    tcase_add_test(tc, the_largest_inline_state_is_accepted);
+    tcase_add_test(tc, join_and_waker_functions_reject_null);
+    tcase_add_test(tc, join_poll_without_a_waker_is_einval);
+    tcase_add_test(tc, failure_struct_with_a_bad_size_is_einval);
+    tcase_add_test(tc, stats_reject_a_bad_worker_or_size);
+    tcase_add_test(tc, block_on_rejects_a_mismatched_output);
+    tcase_add_test(tc, local_set_functions_reject_null);
+    tcase_add_test(tc, invalid_poll_results_become_failures);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(errors_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

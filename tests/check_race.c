@@ -1,0 +1,307 @@
+/*
+ * check_race.c - operations racing each other on one task, the threads started together on a
+ * barrier so that they really overlap. Each round asserts exactly one outcome, the state dropped
+ * once and the output dropped or taken once.
+ */
+#include "helpers.h"
+
+static mvx_runtime *rt;
+
+static void setup(void)
+{
+    reset_counters();
+    atomic_store(&g_payload_drops, 0);
+    rt = new_runtime(2);
+}
+static void teardown(void)
+{
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+
+/* A task whose counters belong to its round alone: a late callback of one round (an output
+ * drop runs after the state drop) cannot be mistaken for the next round's. */
+struct round {
+    struct mailbox m;
+    atomic_int drops, output_drops, made;
+};
+static void round_drop(void *state)
+{
+    atomic_fetch_add(&((struct round *)state)->drops, 1);
+}
+static void round_output_drop(void *output)
+{
+    atomic_fetch_add(&(*(struct round **)output)->output_drops, 1);
+}
+static int round_poll(void *state, mvx_context *cx, void *output)
+{
+    struct round *r = state;
+    int res = mailbox_poll(&r->m, cx, output);
+    if (res == MVX_POLL_READY) {
+        *(struct round **)output = r;
+        atomic_fetch_add(&r->made, 1);
+    }
+    return res;
+}
+static const mvx_task_vtable round_vt = {
+    sizeof(mvx_task_vtable), round_poll, round_drop, round_output_drop, 0, 0,
+    sizeof(struct round *), _Alignof(struct round *),
+};
+
+struct duel {
+    pthread_barrier_t barrier;
+    mvx_join_handle *jh;
+    int what; /* 0: abort, 1: release, 2: abort + release */
+};
+static void *duel_thread(void *arg)
+{
+    struct duel *d = arg;
+    pthread_barrier_wait(&d->barrier);
+    if (d->what != 1)
+        mvx_join_abort(d->jh);
+    if (d->what != 0)
+        mvx_join_release(d->jh);
+    return NULL;
+}
+
+/* Runs `n` rounds: completion (a wake from this thread) races the other thread's operation.
+ * Checks every round once the runtime has shut down, when no callback can still be running. */
+static void duel(int what, int n)
+{
+    struct round *rounds = calloc((size_t)n, sizeof *rounds);
+    int completed = 0, cancelled = 0;
+    for (int i = 0; i < n; i++) {
+        struct round *r = &rounds[i];
+        mailbox_init(&r->m);
+        struct duel d = {.what = what};
+        pthread_barrier_init(&d.barrier, NULL, 2);
+        ck_assert_int_eq(mvx_spawn(rt, &round_vt, r, &d.jh), 0);
+        while (atomic_load(&r->m.polls) == 0)
+            sched_yield();
+        pthread_t th;
+        pthread_create(&th, NULL, duel_thread, &d);
+        pthread_barrier_wait(&d.barrier);
+        mailbox_deliver(&r->m);
+        pthread_join(th, NULL);
+        pthread_barrier_destroy(&d.barrier);
+        if (what == 0) {
+            int res = mvx_join_wait(d.jh, 10 * SEC);
+            ck_assert(res == 0 || res == MVX_ECANCELLED);
+            if (res == 0) {
+                struct round *out = NULL;
+                ck_assert_int_eq(mvx_join_take(d.jh, &out, sizeof out, NULL), 0);
+                ck_assert_ptr_eq(out, r);
+                completed++;
+            } else {
+                cancelled++;
+            }
+            mvx_join_release(d.jh);
+        } else {
+            wait_until_int(&r->drops, 1, 10 * SEC); /* finished on its own, not by shutdown */
+        }
+    }
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 10 * SEC), 0);
+    for (int i = 0; i < n; i++) {
+        struct round *r = &rounds[i];
+        ck_assert_int_eq(atomic_load(&r->drops), 1);
+        ck_assert_int_le(atomic_load(&r->made), 1);
+        if (what == 0) /* taken when made, never dropped */
+            ck_assert_int_eq(atomic_load(&r->output_drops), 0);
+        else /* detached: dropped exactly when made */
+            ck_assert_int_eq(atomic_load(&r->output_drops), atomic_load(&r->made));
+        if (what == 1) /* nothing cancels it */
+            ck_assert_int_eq(atomic_load(&r->made), 1);
+        mailbox_fini(&r->m);
+    }
+    if (what == 0) {
+        ck_assert_int_eq(completed + cancelled, n);
+        ck_assert_int_gt(completed, 0);
+    }
+    free(rounds);
+}
+
+START_TEST(abort_racing_completion_has_exactly_one_outcome)
+{
+    duel(0, 3000);
+}
+END_TEST
+
+START_TEST(release_racing_completion_drops_the_output_once)
+{
+    duel(1, 3000);
+}
+END_TEST
+
+START_TEST(abort_and_release_racing_completion)
+{
+    duel(2, 3000);
+}
+END_TEST
+
+/* Many threads abort, wake and poll one task at once. */
+struct mob {
+    pthread_barrier_t barrier;
+    struct mailbox *m;
+    mvx_join_handle *jh;
+    struct flag_waker *fw;
+};
+static void *mob_thread(void *arg)
+{
+    struct mob *mb = arg;
+    pthread_barrier_wait(&mb->barrier);
+    for (int i = 0; i < 200; i++) {
+        mailbox_wake_only(mb->m);
+        if (i == 100)
+            mvx_join_abort(mb->jh);
+        ck_assert(!mvx_join_is_finished(mb->jh) || mvx_join_try(mb->jh) == MVX_ECANCELLED);
+    }
+    return NULL;
+}
+
+START_TEST(wakes_and_aborts_from_many_threads_cancel_once)
+{
+    for (int round = 0; round < 200; round++) {
+        reset_counters();
+        struct mailbox m;
+        mailbox_init(&m);
+        struct mob mb = {.m = &m};
+        enum { N = 4 };
+        pthread_barrier_init(&mb.barrier, NULL, N);
+        ck_assert_int_eq(mvx_spawn(rt, &mailbox_vt, &m, &mb.jh), 0);
+        pthread_t th[N];
+        for (int i = 0; i < N; i++)
+            pthread_create(&th[i], NULL, mob_thread, &mb);
+        for (int i = 0; i < N; i++)
+            pthread_join(th[i], NULL);
+        ck_assert_int_eq(mvx_join_wait(mb.jh, 10 * SEC), MVX_ECANCELLED);
+        ck_assert_int_eq(atomic_load(&g_drops), 1);
+        mvx_join_release(mb.jh);
+        mailbox_fini(&m);
+        pthread_barrier_destroy(&mb.barrier);
+    }
+}
+END_TEST
+
+/* A blocking waiter and a foreign-waker registration on one handle, while it completes. */
+struct watcher {
+    pthread_barrier_t barrier;
+    mvx_join_handle *jh;
+    int result;
+};
+static void *wait_thread(void *arg)
+{
+    struct watcher *w = arg;
+    pthread_barrier_wait(&w->barrier);
+    w->result = mvx_join_wait(w->jh, 10 * SEC);
+    return NULL;
+}
+
+START_TEST(blocking_wait_racing_completion_always_returns)
+{
+    for (int round = 0; round < 2000; round++) {
+        reset_counters();
+        struct mailbox m;
+        mailbox_init(&m);
+        struct watcher w = {0};
+        pthread_barrier_init(&w.barrier, NULL, 2);
+        mvx_spawn(rt, &mailbox_vt, &m, &w.jh);
+        while (atomic_load(&m.polls) == 0)
+            sched_yield();
+        pthread_t th;
+        pthread_create(&th, NULL, wait_thread, &w);
+        pthread_barrier_wait(&w.barrier);
+        if (round % 2)
+            usleep(30); /* sometimes let the waiter reach its futex */
+        mailbox_deliver(&m);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(w.result, 0);
+        mvx_join_release(w.jh);
+        mailbox_fini(&m);
+        pthread_barrier_destroy(&w.barrier);
+    }
+}
+END_TEST
+
+/* Tasks that wake each other in a ring across workers: every wake must arrive. */
+struct ring_node {
+    struct mailbox box;
+    struct ring_node *next;
+    atomic_int *hops;
+    int limit;
+};
+static int ring_poll(void *state, mvx_context *cx, void *output)
+{
+    struct ring_node *n = state;
+    (void)output;
+    pthread_mutex_lock(&n->box.lock);
+    mvx_waker_drop(&n->box.waker);
+    mvx_waker_clone(mvx_context_waker(cx), &n->box.waker);
+    pthread_mutex_unlock(&n->box.lock);
+    if (atomic_exchange(&n->box.ready, 0)) {
+        if (atomic_fetch_add(n->hops, 1) + 1 >= n->limit)
+            return MVX_POLL_READY;
+        atomic_store(&n->next->box.ready, 1);
+        mailbox_wake_only(&n->next->box);
+    }
+    return MVX_POLL_PENDING;
+}
+static const mvx_task_vtable ring_vt = {
+    sizeof(mvx_task_vtable), ring_poll, NULL, NULL, 0, 0, 0, 0,
+};
+
+START_TEST(a_token_passed_around_a_ring_of_tasks_is_never_lost)
+{
+    enum { N = 8, HOPS = 20000 };
+    struct ring_node nodes[N];
+    atomic_int hops = 0;
+    mvx_join_handle *jh[N];
+    for (int i = 0; i < N; i++) {
+        mailbox_init(&nodes[i].box);
+        nodes[i].next = &nodes[(i + 1) % N];
+        nodes[i].hops = &hops;
+        nodes[i].limit = HOPS;
+    }
+    for (int i = 0; i < N; i++)
+        mvx_spawn(rt, &ring_vt, &nodes[i], &jh[i]);
+    atomic_store(&nodes[0].box.ready, 1);
+    mailbox_wake_only(&nodes[0].box); /* may find no waker yet: the first poll sees ready */
+    /* Exactly one node completes the ring; abort the rest. */
+    int64_t waited = 0;
+    while (atomic_load(&hops) < HOPS && waited < 20 * SEC) {
+        usleep(1000);
+        waited += MS;
+    }
+    ck_assert_int_ge(atomic_load(&hops), HOPS);
+    for (int i = 0; i < N; i++) {
+        mvx_join_abort(jh[i]);
+        int r = mvx_join_wait(jh[i], 10 * SEC);
+        ck_assert(r == 0 || r == MVX_ECANCELLED);
+        mvx_join_release(jh[i]);
+        mailbox_fini(&nodes[i].box);
+    }
+}
+END_TEST
+
+static Suite *race_suite(void)
+{
+    Suite *s = suite_create("race");
+    TCase *tc = tcase_create("race");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, abort_racing_completion_has_exactly_one_outcome);
+    tcase_add_test(tc, release_racing_completion_drops_the_output_once);
+    tcase_add_test(tc, abort_and_release_racing_completion);
+    tcase_add_test(tc, wakes_and_aborts_from_many_threads_cancel_once);
+    tcase_add_test(tc, blocking_wait_racing_completion_always_returns);
+    tcase_add_test(tc, a_token_passed_around_a_ring_of_tasks_is_never_lost);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(race_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,277 @@
+/*
+ * helpers.h - task types and utilities shared by the Check suites. Every task type counts its
+ * polls and drops so that tests can assert exactly-once behaviour.
+ */
+#ifndef MVX_TEST_HELPERS_H
+#define MVX_TEST_HELPERS_H
+
+#include "config.h" /* _GNU_SOURCE: pthread_getname_np, sched_getaffinity */
+
+/* Each suite uses a subset of these helpers. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+
+#include <check.h>
+#include <moduvex.h>
+#include <sched.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEC ((int64_t)1000000000)
+#define MS ((int64_t)1000000)
+
+/* ---- counters every test resets ---- */
+static atomic_int g_drops;        /* state drops */
+static atomic_int g_output_drops; /* output_drop calls */
+static atomic_int g_polls;
+
+static void reset_counters(void)
+{
+    atomic_store(&g_drops, 0);
+    atomic_store(&g_output_drops, 0);
+    atomic_store(&g_polls, 0);
+}
+
+static mvx_runtime *new_runtime(unsigned workers)
+{
+    mvx_runtime_config cfg;
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, sizeof cfg), 0);
+    cfg.worker_threads = workers;
+    mvx_runtime *rt = NULL;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    ck_assert_ptr_nonnull(rt);
+    return rt;
+}
+
+static void count_drop(void *state)
+{
+    (void)state;
+    atomic_fetch_add(&g_drops, 1);
+}
+static void count_output_drop(void *output)
+{
+    (void)output;
+    atomic_fetch_add(&g_output_drops, 1);
+}
+
+/* ---- "yielder": yields `left` times, then outputs `value` ---- */
+struct yielder {
+    int left;
+    int value;
+};
+static int yielder_poll(void *state, mvx_context *cx, void *output)
+{
+    struct yielder *y = state;
+    atomic_fetch_add(&g_polls, 1);
+    if (y->left-- > 0) {
+        mvx_waker_wake_by_ref(mvx_context_waker(cx));
+        return MVX_POLL_PENDING;
+    }
+    *(int *)output = y->value;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable yielder_vt = {
+    sizeof(mvx_task_vtable), yielder_poll, count_drop, count_output_drop,
+    sizeof(struct yielder),  _Alignof(struct yielder), sizeof(int), _Alignof(int),
+};
+
+/* ---- "mailbox": a task parked on a waker slot that tests control ---- */
+struct mailbox {
+    pthread_mutex_t lock;
+    mvx_waker waker; /* the parked task's waker, if any */
+    atomic_int ready; /* the task completes once this is set */
+    atomic_int polls;
+    void *seen_state;  /* the state pointer poll received */
+};
+static void mailbox_init(struct mailbox *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+}
+static void mailbox_fini(struct mailbox *m)
+{
+    mvx_waker_drop(&m->waker);
+    pthread_mutex_destroy(&m->lock);
+}
+/* Sets ready and wakes the task (by value: the stored waker is consumed). */
+static void mailbox_deliver(struct mailbox *m)
+{
+    atomic_store(&m->ready, 1);
+    pthread_mutex_lock(&m->lock);
+    mvx_waker w = m->waker;
+    m->waker.vtable = NULL;
+    m->waker.data = NULL;
+    pthread_mutex_unlock(&m->lock);
+    mvx_waker_wake(&w);
+}
+static void mailbox_wake_only(struct mailbox *m)
+{
+    pthread_mutex_lock(&m->lock);
+    mvx_waker_wake_by_ref(&m->waker);
+    pthread_mutex_unlock(&m->lock);
+}
+/* State: a pointer to the mailbox (state_size 0). */
+static int mailbox_poll(void *state, mvx_context *cx, void *output)
+{
+    struct mailbox *m = state;
+    atomic_fetch_add(&g_polls, 1);
+    atomic_fetch_add(&m->polls, 1);
+    m->seen_state = state;
+    if (atomic_load(&m->ready)) {
+        *(int *)output = 7;
+        return MVX_POLL_READY;
+    }
+    pthread_mutex_lock(&m->lock);
+    mvx_waker_drop(&m->waker);
+    mvx_waker_clone(mvx_context_waker(cx), &m->waker);
+    pthread_mutex_unlock(&m->lock);
+    if (atomic_load(&m->ready)) { /* delivered while we stored the waker */
+        *(int *)output = 7;
+        return MVX_POLL_READY;
+    }
+    return MVX_POLL_PENDING;
+}
+static const mvx_task_vtable mailbox_vt = {
+    sizeof(mvx_task_vtable), mailbox_poll, count_drop, count_output_drop, 0, 0, sizeof(int),
+    _Alignof(int),
+};
+
+/* ---- "forever": pending forever, keeps no waker ---- */
+static int forever_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    atomic_fetch_add(&g_polls, 1);
+    return MVX_POLL_PENDING;
+}
+static const mvx_task_vtable forever_vt = {
+    sizeof(mvx_task_vtable), forever_poll, count_drop, NULL, 0, 0, 0, 0,
+};
+
+/* ---- "empty": completes at once, no state, no output ---- */
+static int empty_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    atomic_fetch_add(&g_polls, 1);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable empty_vt = {
+    sizeof(mvx_task_vtable), empty_poll, count_drop, NULL, 0, 0, 0, 0,
+};
+
+/* ---- "failer": fails with a code, a message and a payload ---- */
+static atomic_int g_payload_drops;
+static void payload_drop(void *p)
+{
+    atomic_fetch_add(&g_payload_drops, 1);
+    free(p);
+}
+static int failer_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)output;
+    int *payload = malloc(sizeof *payload);
+    *payload = 1234;
+    mvx_context_fail(cx, 77, "it broke", payload, payload_drop);
+    return MVX_POLL_FAILED;
+}
+static const mvx_task_vtable failer_vt = {
+    sizeof(mvx_task_vtable), failer_poll, count_drop, count_output_drop, 0, 0, sizeof(int),
+    _Alignof(int),
+};
+
+/* ---- "gate": blocks inside poll until released, for races with a running task ---- */
+struct gate {
+    atomic_int entered; /* incremented when poll starts */
+    atomic_int open;    /* poll returns once this is set */
+    atomic_int result;  /* MVX_POLL_* to return */
+    atomic_int wake_self_first;
+};
+static int gate_poll(void *state, mvx_context *cx, void *output)
+{
+    struct gate *g = state;
+    atomic_fetch_add(&g_polls, 1);
+    atomic_fetch_add(&g->entered, 1);
+    while (!atomic_load(&g->open))
+        sched_yield();
+    atomic_store(&g->open, 0);
+    if (atomic_load(&g->wake_self_first))
+        mvx_waker_wake_by_ref(mvx_context_waker(cx));
+    int r = atomic_load(&g->result);
+    if (r == MVX_POLL_READY)
+        *(int *)output = 5;
+    return r;
+}
+static const mvx_task_vtable gate_vt = {
+    sizeof(mvx_task_vtable), gate_poll, count_drop, count_output_drop, 0, 0, sizeof(int),
+    _Alignof(int),
+};
+static void gate_wait_entered(struct gate *g, int n)
+{
+    while (atomic_load(&g->entered) < n)
+        sched_yield();
+}
+
+/* ---- a foreign waker: counts wakes; refcounted and freed with its last reference, because a
+ * task may drop its join waker after the test has moved on (a completer drops its own reference
+ * only after waking the joiner). The test holds one reference: `refs` is 1 when only it is left.
+ * ---- */
+struct flag_waker {
+    atomic_int refs;
+    atomic_int wakes;
+};
+static struct flag_waker *flag_waker_new(void)
+{
+    struct flag_waker *fw = calloc(1, sizeof *fw);
+    atomic_init(&fw->refs, 1);
+    return fw;
+}
+static void *fw_clone(void *d)
+{
+    atomic_fetch_add(&((struct flag_waker *)d)->refs, 1);
+    return d;
+}
+static void fw_wake_by_ref(void *d)
+{
+    atomic_fetch_add(&((struct flag_waker *)d)->wakes, 1);
+}
+static void fw_drop(void *d)
+{
+    if (atomic_fetch_sub(&((struct flag_waker *)d)->refs, 1) == 1)
+        free(d);
+}
+/* Drops the test's own reference. */
+static void flag_waker_put(struct flag_waker *fw)
+{
+    fw_drop(fw);
+}
+static void fw_wake(void *d)
+{
+    fw_wake_by_ref(d);
+    fw_drop(d);
+}
+static const mvx_waker_vtable flag_waker_vt = {
+    sizeof(mvx_waker_vtable), fw_clone, fw_wake, fw_wake_by_ref, fw_drop,
+};
+
+static void wait_until_int(atomic_int *v, int expected, int64_t timeout_ns)
+{
+    struct timespec ts = {0, 100000};
+    for (int64_t waited = 0; atomic_load(v) != expected; waited += 100000) {
+        ck_assert_msg(waited < timeout_ns, "timed out waiting for %d (now %d)", expected,
+                      atomic_load(v));
+        nanosleep(&ts, NULL);
+    }
+}
+
+#endif
