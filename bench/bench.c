@@ -1,0 +1,696 @@
+/*
+ * bench.c - moduvex-bench: the scheduler workloads of ../shared/peers/README.md (tokio's
+ * benches/rt_multi_threaded.rs, same parameters, plus spawn_join_latency and pending_memory) on
+ * the public ABI only, printing the peers' one-line format with impl=moduvex.
+ *
+ * Usage: moduvex-bench [workload ...]     (all when none is named)
+ * Env:   MVX_BENCH_THREADS (default 2), MVX_BENCH_ITERS (default 30)
+ */
+#include <moduvex.h>
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NUM_SPAWN 10000
+#define STALL_NS 10000
+#define WARMUP 5
+
+static unsigned threads = 2;
+static int iters = 30;
+
+/* ------------------------------------------------------------------------------------------- */
+/* Timing and reporting                                                                        */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void check(int r, const char *what)
+{
+    if (r != 0) {
+        fprintf(stderr, "moduvex-bench: %s: %s (%s)\n", what, mvx_strerror(r), mvx_last_error());
+        exit(1);
+    }
+}
+
+static mvx_runtime *new_runtime(void)
+{
+    mvx_runtime_config cfg;
+    check(mvx_runtime_config_init(&cfg, sizeof cfg), "config");
+    cfg.worker_threads = threads;
+    mvx_runtime *rt;
+    check(mvx_runtime_new(&cfg, &rt), "mvx_runtime_new");
+    return rt;
+}
+
+static void report(const char *name, int ops, int64_t *ns)
+{
+    qsort(ns, (size_t)iters, sizeof *ns, cmp_i64);
+    int64_t median = (ns[(iters - 1) / 2] + ns[iters / 2]) / 2;
+    printf("bench=%s impl=moduvex threads=%u iters=%d median_ns=%lld min_ns=%lld "
+           "per_task_ns=%.1f\n",
+           name, threads, iters, (long long)median, (long long)ns[0], (double)median / ops);
+    fflush(stdout);
+}
+
+/* Runs f(arg) WARMUP times, then `iters` timed times, and reports. Returns false (and reports
+ * nothing) if f says so, for the starvation watchdog. */
+static bool bench(const char *name, int ops, bool (*f)(void *), void *arg)
+{
+    for (int i = 0; i < WARMUP; i++)
+        if (!f(arg))
+            return false;
+    int64_t *ns = malloc((size_t)iters * sizeof *ns);
+    for (int i = 0; i < iters; i++) {
+        int64_t t = now_ns();
+        if (!f(arg)) {
+            free(ns);
+            return false;
+        }
+        ns[i] = now_ns() - t;
+    }
+    report(name, ops, ns);
+    free(ns);
+    return true;
+}
+
+/* Keeps the worker busy for STALL_NS while letting the OS run other threads. */
+static void stall(void)
+{
+    int64_t end = now_ns() + STALL_NS;
+    while (now_ns() < end)
+        sched_yield();
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Small task types                                                                            */
+
+static int empty_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable empty_vt = {sizeof(mvx_task_vtable), empty_poll, NULL, NULL, 0, 0, 0, 0};
+
+/* A shared countdown: the task that brings it to zero posts the semaphore. */
+struct countdown {
+    atomic_int left;
+    sem_t done;
+};
+static void countdown_hit(struct countdown *c)
+{
+    if (atomic_fetch_sub_explicit(&c->left, 1, memory_order_relaxed) == 1)
+        sem_post(&c->done);
+}
+static int countdown_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    countdown_hit(state);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable countdown_vt = {
+    sizeof(mvx_task_vtable), countdown_poll, NULL, NULL, 0, 0, 0, 0,
+};
+
+/* ------------------------------------------------------------------------------------------- */
+/* spawn_many_local: 10,000 spawns from the thread driving block_on                            */
+
+struct local_ctx {
+    mvx_runtime *rt;
+    struct countdown c;
+};
+static int spawn_many_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct local_ctx *l = *(struct local_ctx **)state;
+    for (int i = 0; i < NUM_SPAWN; i++)
+        check(mvx_spawn(l->rt, &countdown_vt, &l->c, NULL), "mvx_spawn");
+    sem_wait(&l->c.done); /* blocks this thread, as tokio's std channel recv does */
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable spawn_many_vt = {
+    sizeof(mvx_task_vtable), spawn_many_poll, NULL, NULL, sizeof(void *), _Alignof(void *), 0, 0,
+};
+static bool spawn_many_local_iter(void *arg)
+{
+    struct local_ctx *l = arg;
+    atomic_store(&l->c.left, NUM_SPAWN);
+    check(mvx_block_on(l->rt, &spawn_many_vt, &l, NULL, 0, NULL), "mvx_block_on");
+    return true;
+}
+static void spawn_many_local(void)
+{
+    struct local_ctx l = {.rt = new_runtime()};
+    sem_init(&l.c.done, 0, 0);
+    bench("spawn_many_local", NUM_SPAWN, spawn_many_local_iter, &l);
+    mvx_runtime_release(l.rt);
+    sem_destroy(&l.c.done);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* spawn_many_remote_*: spawn from outside, then await every join handle                       */
+
+struct remote_ctx {
+    mvx_runtime *rt;
+    int n;
+    mvx_join_handle **handles;
+};
+static bool spawn_remote_and_join(void *arg)
+{
+    struct remote_ctx *r = arg;
+    for (int i = 0; i < r->n; i++)
+        check(mvx_spawn(r->rt, &empty_vt, NULL, &r->handles[i]), "mvx_spawn");
+    for (int i = 0; i < r->n; i++) {
+        check(mvx_join_wait(r->handles[i], MVX_TIMEOUT_INFINITE), "mvx_join_wait");
+        mvx_join_release(r->handles[i]);
+    }
+    return true;
+}
+
+static void spawn_many_remote_idle(void)
+{
+    struct remote_ctx r = {new_runtime(), NUM_SPAWN, malloc(NUM_SPAWN * sizeof(void *))};
+    bench("spawn_many_remote_idle", NUM_SPAWN, spawn_remote_and_join, &r);
+    mvx_runtime_release(r.rt);
+    free(r.handles);
+}
+
+/* busy1's background: yield, then stall, while the flag is up. */
+static atomic_bool background_on;
+static int yield_stall_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    bool *yielded = state;
+    if (*yielded)
+        stall();
+    if (!atomic_load_explicit(&background_on, memory_order_relaxed))
+        return MVX_POLL_READY;
+    *yielded = true;
+    mvx_waker_wake_by_ref(mvx_context_waker(cx));
+    return MVX_POLL_PENDING;
+}
+static const mvx_task_vtable yield_stall_vt = {
+    sizeof(mvx_task_vtable), yield_stall_poll, NULL, NULL, sizeof(bool), _Alignof(bool), 0, 0,
+};
+
+static void spawn_many_remote_busy1(void)
+{
+    struct remote_ctx r = {new_runtime(), NUM_SPAWN, malloc(NUM_SPAWN * sizeof(void *))};
+    atomic_store(&background_on, true);
+    for (unsigned i = 0; i < 2 * threads; i++) {
+        bool yielded = false;
+        check(mvx_spawn(r.rt, &yield_stall_vt, &yielded, NULL), "mvx_spawn");
+    }
+    bench("spawn_many_remote_busy1", NUM_SPAWN, spawn_remote_and_join, &r);
+    atomic_store(&background_on, false);
+    mvx_runtime_release(r.rt);
+    free(r.handles);
+}
+
+/* busy2's background: chains of tasks that stall, then spawn their successor. */
+static const mvx_task_vtable chain_vt;
+static int chain_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    (void)output;
+    if (atomic_load_explicit(&background_on, memory_order_relaxed)) {
+        stall();
+        mvx_spawn(mvx_runtime_current(), &chain_vt, NULL, NULL);
+    }
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable chain_vt = {sizeof(mvx_task_vtable), chain_poll, NULL, NULL, 0, 0, 0, 0};
+
+/* The watchdog: an iteration over 5 s means the remote tasks starve; stop the chains. */
+struct busy2_ctx {
+    struct remote_ctx r;
+    atomic_bool starved;
+    atomic_llong iteration_start;
+};
+static void *busy2_watchdog(void *arg)
+{
+    struct busy2_ctx *b = arg;
+    while (atomic_load(&background_on)) {
+        usleep(100000);
+        long long t = atomic_load(&b->iteration_start);
+        if (t && now_ns() - t > 5000000000LL) {
+            atomic_store(&b->starved, true);
+            atomic_store(&background_on, false);
+        }
+    }
+    return NULL;
+}
+static bool busy2_iter(void *arg)
+{
+    struct busy2_ctx *b = arg;
+    atomic_store(&b->iteration_start, now_ns());
+    spawn_remote_and_join(&b->r);
+    atomic_store(&b->iteration_start, 0);
+    return !atomic_load(&b->starved);
+}
+
+static void spawn_many_remote_busy2(void)
+{
+    enum { N = 1000 };
+    struct busy2_ctx b = {.r = {new_runtime(), N, malloc(N * sizeof(void *))}};
+    atomic_store(&background_on, true);
+    pthread_t dog;
+    pthread_create(&dog, NULL, busy2_watchdog, &b);
+    for (unsigned i = 0; i < threads; i++)
+        check(mvx_spawn(b.r.rt, &chain_vt, NULL, NULL), "mvx_spawn");
+    if (!bench("spawn_many_remote_busy2", N, busy2_iter, &b))
+        fprintf(stderr, "spawn_many_remote_busy2: remote tasks starved for 5 s, no result\n");
+    atomic_store(&background_on, false);
+    pthread_join(dog, NULL);
+    mvx_runtime_release(b.r.rt);
+    free(b.r.handles);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* yield_many: 200 tasks from outside, each yields 1,000 times, then signals                  */
+
+struct yielder {
+    int left;
+    sem_t *done;
+};
+static int yielder_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct yielder *y = state;
+    if (y->left-- > 0) {
+        mvx_waker_wake_by_ref(mvx_context_waker(cx));
+        return MVX_POLL_PENDING;
+    }
+    sem_post(y->done);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable yielder_vt = {
+    sizeof(mvx_task_vtable), yielder_poll, NULL, NULL, sizeof(struct yielder),
+    _Alignof(struct yielder), 0, 0,
+};
+
+struct yield_ctx {
+    mvx_runtime *rt;
+    sem_t done;
+};
+static bool yield_many_iter(void *arg)
+{
+    struct yield_ctx *y = arg;
+    for (int i = 0; i < 200; i++) {
+        struct yielder s = {1000, &y->done};
+        check(mvx_spawn(y->rt, &yielder_vt, &s, NULL), "mvx_spawn");
+    }
+    for (int i = 0; i < 200; i++)
+        sem_wait(&y->done);
+    return true;
+}
+static void yield_many(void)
+{
+    struct yield_ctx y = {.rt = new_runtime()};
+    sem_init(&y.done, 0, 0);
+    bench("yield_many", 200 * 1000, yield_many_iter, &y);
+    mvx_runtime_release(y.rt);
+    sem_destroy(&y.done);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* ping_pong: a oneshot channel built on the public waker API                                  */
+
+/* One value-less oneshot. The receiver's waker slot follows the join-waker handshake: while
+ * RX_WAKER is clear only the receiver touches `waker`; once set, the sender may take it. */
+#define ONESHOT_RX_WAKER 1u
+#define ONESHOT_SENT 2u
+struct oneshot {
+    atomic_uint state;
+    mvx_waker waker;
+};
+static void oneshot_send(struct oneshot *o)
+{
+    unsigned s = atomic_fetch_or_explicit(&o->state, ONESHOT_SENT, memory_order_acq_rel);
+    if (s & ONESHOT_RX_WAKER)
+        mvx_waker_wake(&o->waker); /* ours now: the receiver never touches it after SENT */
+}
+/* true when the value is there; otherwise the task's waker is registered. */
+static bool oneshot_poll(struct oneshot *o, mvx_context *cx)
+{
+    unsigned s = atomic_load_explicit(&o->state, memory_order_acquire);
+    if (s & ONESHOT_SENT)
+        return true;
+    const mvx_waker *w = mvx_context_waker(cx);
+    if (s & ONESHOT_RX_WAKER) {
+        if (mvx_waker_will_wake(&o->waker, w))
+            return false;
+        if (!atomic_compare_exchange_strong_explicit(&o->state, &s, s & ~ONESHOT_RX_WAKER,
+                                                     memory_order_acq_rel, memory_order_acquire))
+            return true; /* SENT meanwhile: the sender owns the waker */
+        mvx_waker_drop(&o->waker);
+    }
+    mvx_waker_clone(w, &o->waker);
+    if (atomic_fetch_or_explicit(&o->state, ONESHOT_RX_WAKER, memory_order_acq_rel) &
+        ONESHOT_SENT) {
+        mvx_waker_drop(&o->waker); /* never seen by the sender */
+        return true;
+    }
+    return false;
+}
+/* The receiver drops its side: a waker never taken by a sender is dropped. */
+static void oneshot_drop_rx(struct oneshot *o)
+{
+    unsigned s = atomic_load_explicit(&o->state, memory_order_acquire);
+    if ((s & ONESHOT_RX_WAKER) && !(s & ONESHOT_SENT) &&
+        atomic_compare_exchange_strong_explicit(&o->state, &s, s & ~ONESHOT_RX_WAKER,
+                                                memory_order_acq_rel, memory_order_acquire))
+        mvx_waker_drop(&o->waker);
+}
+
+/* The two channels of one ping, shared by the ping task and its partner. */
+struct pair {
+    atomic_int refs;
+    struct oneshot to_partner, to_ping;
+};
+static void pair_unref(struct pair *p)
+{
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        free(p);
+}
+
+static int partner_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct pair *p = *(struct pair **)state;
+    if (!oneshot_poll(&p->to_partner, cx))
+        return MVX_POLL_PENDING;
+    oneshot_send(&p->to_ping);
+    return MVX_POLL_READY;
+}
+static void partner_drop(void *state)
+{
+    struct pair *p = *(struct pair **)state;
+    oneshot_drop_rx(&p->to_partner);
+    pair_unref(p);
+}
+static const mvx_task_vtable partner_vt = {
+    sizeof(mvx_task_vtable), partner_poll, partner_drop, NULL, sizeof(void *), _Alignof(void *),
+    0, 0,
+};
+
+struct ping {
+    struct pair *pair;
+    struct countdown *c;
+};
+static int ping_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct ping *p = state;
+    if (!p->pair) {
+        p->pair = calloc(1, sizeof *p->pair);
+        atomic_init(&p->pair->refs, 2);
+        struct pair *shared = p->pair;
+        check(mvx_spawn(mvx_runtime_current(), &partner_vt, &shared, NULL), "mvx_spawn");
+        oneshot_send(&p->pair->to_partner);
+    }
+    if (!oneshot_poll(&p->pair->to_ping, cx))
+        return MVX_POLL_PENDING;
+    countdown_hit(p->c);
+    return MVX_POLL_READY;
+}
+static void ping_drop(void *state)
+{
+    struct ping *p = state;
+    if (p->pair) {
+        oneshot_drop_rx(&p->pair->to_ping);
+        pair_unref(p->pair);
+    }
+}
+static const mvx_task_vtable ping_vt = {
+    sizeof(mvx_task_vtable), ping_poll, ping_drop, NULL, sizeof(struct ping),
+    _Alignof(struct ping), 0, 0,
+};
+
+static int ping_spawner_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct countdown *c = *(struct countdown **)state;
+    for (int i = 0; i < 1000; i++) {
+        struct ping p = {NULL, c};
+        check(mvx_spawn(mvx_runtime_current(), &ping_vt, &p, NULL), "mvx_spawn");
+    }
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable ping_spawner_vt = {
+    sizeof(mvx_task_vtable), ping_spawner_poll, NULL, NULL, sizeof(void *), _Alignof(void *), 0, 0,
+};
+
+/* The block_on task of ping_pong and chained_spawn: spawn the starter, wait for the signal. */
+struct starter {
+    const mvx_task_vtable *vt;
+    void *arg;
+    size_t arg_size;
+    struct countdown *c;
+    mvx_runtime *rt;
+};
+static int starter_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct starter *s = *(struct starter **)state;
+    check(mvx_spawn(s->rt, s->vt, s->arg, NULL), "mvx_spawn");
+    sem_wait(&s->c->done);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable starter_vt = {
+    sizeof(mvx_task_vtable), starter_poll, NULL, NULL, sizeof(void *), _Alignof(void *), 0, 0,
+};
+static bool starter_iter(void *arg)
+{
+    struct starter *s = arg;
+    check(mvx_block_on(s->rt, &starter_vt, &s, NULL, 0, NULL), "mvx_block_on");
+    return true;
+}
+
+static bool ping_pong_iter(void *arg)
+{
+    struct starter *s = arg;
+    atomic_store(&s->c->left, 1000);
+    return starter_iter(arg);
+}
+static void ping_pong(void)
+{
+    struct countdown c;
+    sem_init(&c.done, 0, 0);
+    struct countdown *cp = &c;
+    struct starter s = {&ping_spawner_vt, &cp, sizeof cp, &c, new_runtime()};
+    bench("ping_pong", 1000, ping_pong_iter, &s);
+    mvx_runtime_release(s.rt);
+    sem_destroy(&c.done);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* chained_spawn: each task spawns the next one                                                */
+
+struct link {
+    int left;
+    struct countdown *c;
+};
+static const mvx_task_vtable link_vt;
+static int link_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct link *l = state;
+    if (l->left == 0) {
+        countdown_hit(l->c);
+    } else {
+        struct link next = {l->left - 1, l->c};
+        check(mvx_spawn(mvx_runtime_current(), &link_vt, &next, NULL), "mvx_spawn");
+    }
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable link_vt = {
+    sizeof(mvx_task_vtable), link_poll, NULL, NULL, sizeof(struct link), _Alignof(struct link), 0, 0,
+};
+static bool chained_iter(void *arg)
+{
+    struct starter *s = arg;
+    atomic_store(&s->c->left, 1);
+    return starter_iter(arg);
+}
+static void chained_spawn(void)
+{
+    struct countdown c;
+    sem_init(&c.done, 0, 0);
+    struct link first = {1000, &c};
+    struct starter s = {&link_vt, &first, sizeof first, &c, new_runtime()};
+    bench("chained_spawn", 1000, chained_iter, &s);
+    mvx_runtime_release(s.rt);
+    sem_destroy(&c.done);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* spawn_join_latency: spawn one empty task and block on its handle, 10,000 times              */
+
+static bool latency_iter(void *arg)
+{
+    mvx_runtime *rt = arg;
+    for (int i = 0; i < 10000; i++) {
+        mvx_join_handle *jh;
+        check(mvx_spawn(rt, &empty_vt, NULL, &jh), "mvx_spawn");
+        check(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), "mvx_join_wait");
+        mvx_join_release(jh);
+    }
+    return true;
+}
+static void spawn_join_latency(void)
+{
+    mvx_runtime *rt = new_runtime();
+    bench("spawn_join_latency", 10000, latency_iter, rt);
+    mvx_runtime_release(rt);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* pending_memory: 1,000,000 tasks parked forever, then all aborted                            */
+
+static atomic_long live;
+static int pending_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    bool *counted = state;
+    if (!*counted) {
+        *counted = true;
+        atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    }
+    return MVX_POLL_PENDING; /* like std::future::pending(): keeps no waker */
+}
+static void pending_drop(void *state)
+{
+    if (*(bool *)state)
+        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+}
+static const mvx_task_vtable pending_vt = {
+    sizeof(mvx_task_vtable), pending_poll, pending_drop, NULL, sizeof(bool), _Alignof(bool), 0, 0,
+};
+
+static long status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0)
+            kb = atol(line + n);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static void wait_live(long target)
+{
+    while (atomic_load(&live) != target)
+        usleep(100);
+}
+
+static void pending_memory(void)
+{
+    enum { TASKS = 1000000 };
+    mvx_runtime *rt = new_runtime();
+    FILE *f = fopen("/proc/self/clear_refs", "w"); /* reset VmHWM */
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+    long before = status_kb("VmRSS:");
+    mvx_join_handle **handles = malloc(TASKS * sizeof *handles);
+    for (int i = 0; i < TASKS; i++) {
+        bool counted = false;
+        check(mvx_spawn(rt, &pending_vt, &counted, &handles[i]), "mvx_spawn");
+    }
+    wait_live(TASKS);
+    long peak = status_kb("VmHWM:");
+    int64_t t = now_ns();
+    for (int i = 0; i < TASKS; i++)
+        mvx_join_abort(handles[i]);
+    for (int i = 0; i < TASKS; i++)
+        mvx_join_release(handles[i]);
+    wait_live(0);
+    int64_t abort_ns = now_ns() - t;
+    free(handles);
+    long grown = peak > before ? peak - before : 0;
+    printf("bench=pending_memory impl=moduvex threads=%u tasks=%d bytes_per_task=%ld "
+           "abort_all_ns=%lld\n",
+           threads, TASKS, grown * 1024 / TASKS, (long long)abort_ns);
+    fflush(stdout);
+    mvx_runtime_release(rt);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+} workloads[] = {
+    {"spawn_many_local", spawn_many_local},
+    {"spawn_many_remote_idle", spawn_many_remote_idle},
+    {"spawn_many_remote_busy1", spawn_many_remote_busy1},
+    {"spawn_many_remote_busy2", spawn_many_remote_busy2},
+    {"yield_many", yield_many},
+    {"ping_pong", ping_pong},
+    {"chained_spawn", chained_spawn},
+    {"spawn_join_latency", spawn_join_latency},
+    {"pending_memory", pending_memory},
+};
+#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+
+static int env_int(const char *name, int def)
+{
+    const char *v = getenv(name);
+    int n = v ? atoi(v) : 0;
+    return n > 0 ? n : def;
+}
+
+int main(int argc, char **argv)
+{
+    threads = (unsigned)env_int("MVX_BENCH_THREADS", 2);
+    iters = env_int("MVX_BENCH_ITERS", 30);
+    for (int a = 1; a < argc; a++) {
+        bool known = false;
+        for (size_t w = 0; w < NWORKLOADS; w++)
+            known |= strcmp(argv[a], workloads[w].name) == 0;
+        if (!known) {
+            fprintf(stderr, "unknown workload: %s\n", argv[a]);
+            return 2;
+        }
+    }
+    for (size_t w = 0; w < NWORKLOADS; w++) {
+        bool wanted = argc == 1;
+        for (int a = 1; a < argc; a++)
+            wanted |= strcmp(argv[a], workloads[w].name) == 0;
+        if (wanted)
+            workloads[w].run();
+    }
+    return 0;
+}
