@@ -1,0 +1,3 @@
+module moduvex/bench/compare/go
+
+go 1.19
