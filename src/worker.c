@@ -30,17 +30,31 @@ void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t)
         mvx__inject_push_chain(&w->rt->inject, first, last);
 }
 
+/* A task that yielded, or used up its LIFO turns, goes behind everything queued so far: behind
+ * the global queue's tasks when there are any (spawned from outside, they would otherwise wait
+ * for the next fairness tick while this one runs again and again), else at the back of the
+ * local queue, which costs no shared write. */
+static void push_behind_everything(struct mvx__worker *w, struct mvx__task *t)
+{
+    if (mvx__inject_maybe_nonempty(&w->rt->inject))
+        mvx__inject_push(&w->rt->inject, t);
+    else
+        mvx__worker_push_back(w, t);
+    mvx__idle_notify(w->rt); /* someone idle could take it */
+}
+
 void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield)
 {
-    if (!yield) {
-        struct mvx__task *prev = w->lifo;
-        w->lifo = t;
-        if (!prev)
-            return;
-        t = prev;
+    if (yield) {
+        push_behind_everything(w, t);
+        return;
     }
-    mvx__worker_push_back(w, t);
-    mvx__idle_notify(w->rt); /* someone idle could steal it */
+    struct mvx__task *prev = w->lifo;
+    w->lifo = t;
+    if (prev) {
+        mvx__worker_push_back(w, prev);
+        mvx__idle_notify(w->rt); /* someone idle could steal it */
+    }
 }
 
 /* Takes the consumer lock of the global queue and moves up to a batch into the local queue.
@@ -144,8 +158,7 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
         if (lifo_polls == LIFO_MAX ||
             atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
             w->lifo = NULL;
-            mvx__worker_push_back(w, t);
-            mvx__idle_notify(rt);
+            push_behind_everything(w, t);
             return;
         }
         w->lifo = NULL;
