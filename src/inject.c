@@ -8,7 +8,7 @@ void mvx__inject_init(struct mvx__inject *q)
     atomic_init(&q->stub.next, NULL);
     atomic_init(&q->stub.state, 0);
     atomic_init(&q->tail, &q->stub);
-    q->head = &q->stub;
+    atomic_init(&q->head, &q->stub);
     atomic_init(&q->consumer, 0);
 }
 
@@ -21,18 +21,23 @@ void mvx__inject_push_chain(struct mvx__inject *q, struct mvx__task *first, stru
     atomic_store_explicit(&prev->next, first, mvx__release);
 }
 
+static inline void set_head(struct mvx__inject *q, struct mvx__task *head)
+{
+    atomic_store_explicit(&q->head, head, mvx__relaxed);
+}
+
 struct mvx__task *mvx__inject_pop(struct mvx__inject *q)
 {
-    struct mvx__task *head = q->head;
+    struct mvx__task *head = atomic_load_explicit(&q->head, mvx__relaxed);
     struct mvx__task *next = atomic_load_explicit(&head->next, mvx__acquire);
     if (head == &q->stub) {
         if (!next)
             return NULL;
-        q->head = head = next;
+        set_head(q, head = next);
         next = atomic_load_explicit(&head->next, mvx__acquire);
     }
     if (next) {
-        q->head = next;
+        set_head(q, next);
         return head;
     }
     /* head is the last linked node: it can be taken only once the stub is queued behind it. */
@@ -41,8 +46,8 @@ struct mvx__task *mvx__inject_pop(struct mvx__inject *q)
     mvx__inject_push(q, &q->stub);
     next = atomic_load_explicit(&head->next, mvx__acquire);
     if (next) {
-        q->head = next;
+        set_head(q, next);
         return head;
     }
-    return NULL;
+    return NULL; /* head's producer has not linked it yet: head stays, so not "empty" */
 }

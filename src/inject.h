@@ -17,7 +17,8 @@
 
 struct mvx__inject {
     _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic tail;
-    _Alignas(MVX_CACHE_LINE) struct mvx__task *head; /* consumer only */
+    /* Written only by the consumer; read by anyone asking whether the queue is empty. */
+    _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic head;
     _Atomic uint32_t consumer;                        /* try-lock: 1 while someone pops */
     struct mvx__task stub;
 };
@@ -29,10 +30,14 @@ static inline void mvx__inject_push(struct mvx__inject *q, struct mvx__task *t)
 {
     mvx__inject_push_chain(q, t, t);
 }
-/* Whether the queue may hold tasks (a producer may be mid-push). Any thread, one load. */
+/* Whether the queue may hold tasks (a producer may be mid-push). Any thread, two loads.
+ * `tail` alone is not enough: when the consumer re-queues the stub behind a node whose
+ * producer has not linked it yet, tasks remain between head and the stub while tail is the
+ * stub again. */
 static inline bool mvx__inject_maybe_nonempty(struct mvx__inject *q)
 {
-    return atomic_load_explicit(&q->tail, mvx__relaxed) != &q->stub;
+    return atomic_load_explicit(&q->tail, mvx__seq_cst) != &q->stub ||
+           atomic_load_explicit(&q->head, mvx__relaxed) != &q->stub;
 }
 /* Consumer lock. Single-consumer users (local sets) need not take it. */
 static inline bool mvx__inject_try_lock(struct mvx__inject *q)

@@ -281,6 +281,47 @@ START_TEST(a_token_passed_around_a_ring_of_tasks_is_never_lost)
 }
 END_TEST
 
+/* Spawners push to the global queue while workers pop it and push yields into it: a task
+ * must never be left in the queue while the queue looks empty and every worker sleeps (it once
+ * was, when the consumer re-queued its stub behind a producer that had not linked its node). */
+struct spawner_arg {
+    pthread_barrier_t *barrier;
+    atomic_int *stuck;
+};
+static void *spawn_and_join(void *arg)
+{
+    struct spawner_arg *a = arg;
+    pthread_barrier_wait(a->barrier);
+    for (int i = 0; i < 5000 && !atomic_load(a->stuck); i++) {
+        struct yielder y = {i % 2, i};
+        mvx_join_handle *jh;
+        ck_assert_int_eq(mvx_spawn(rt, &yielder_vt, &y, &jh), 0);
+        if (i % 3 == 0 && mvx_join_wait(jh, 5 * SEC) != 0)
+            atomic_store(a->stuck, 1);
+        mvx_join_release(jh);
+    }
+    return NULL;
+}
+
+START_TEST(tasks_spawned_from_many_threads_are_never_stranded)
+{
+    atomic_int stuck = 0;
+    for (int round = 0; round < 100 && !atomic_load(&stuck); round++) {
+        enum { N = 4 };
+        pthread_barrier_t barrier;
+        pthread_barrier_init(&barrier, NULL, N);
+        struct spawner_arg a = {&barrier, &stuck};
+        pthread_t th[N];
+        for (int i = 0; i < N; i++)
+            pthread_create(&th[i], NULL, spawn_and_join, &a);
+        for (int i = 0; i < N; i++)
+            pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&barrier);
+    }
+    ck_assert_msg(!atomic_load(&stuck), "a task was never run (lost in the global queue)");
+}
+END_TEST
+
 static Suite *race_suite(void)
 {
     Suite *s = suite_create("race");
@@ -293,6 +334,7 @@ static Suite *race_suite(void)
     tcase_add_test(tc, wakes_and_aborts_from_many_threads_cancel_once);
     tcase_add_test(tc, blocking_wait_racing_completion_always_returns);
     tcase_add_test(tc, a_token_passed_around_a_ring_of_tasks_is_never_lost);
+    tcase_add_test(tc, tasks_spawned_from_many_threads_are_never_stranded);
     suite_add_tcase(s, tc);
     return s;
 }
