@@ -262,6 +262,11 @@ typedef struct mvx_runtime_config {
     void (*on_thread_start)(void *hook_data, unsigned worker_index);
     void (*on_thread_stop)(void *hook_data, unsigned worker_index);
     void *hook_data;
+    /* The blocking pool (mvx_spawn_blocking): threads are started on demand up to this many
+       (0: 512), then jobs queue; a thread idle for blocking_keep_alive_ns exits (0: 10 s;
+       negative: never). Pool threads are named "<thread_name prefix>-blk". */
+    unsigned max_blocking_threads;
+    int64_t blocking_keep_alive_ns;
 } mvx_runtime_config;
 
 /* Fills *config with the defaults above; config_size is sizeof(*config) as the caller sees it.
@@ -277,8 +282,9 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
 /* Shuts the runtime down: new spawns fail with MVX_ESHUTDOWN; every task not running is cancelled
  * at once (its state dropped exactly once, on the calling thread or a worker) and its join waiters
  * are woken with MVX_ECANCELLED; tasks in the middle of a poll are cancelled when that poll returns
- * pending. Waits up to timeout_ns for those polls, then joins the worker threads that have
- * finished. Returns the number of tasks still being polled when it gave up (0: clean shutdown),
+ * pending; queued blocking jobs are cancelled. Waits up to timeout_ns for running polls and
+ * blocking jobs, then joins the threads that have finished. Returns the number of tasks still
+ * being polled or run by the blocking pool when it gave up (0: clean shutdown),
  * or MVX_EINVAL, or MVX_EDEADLK from a worker thread of this runtime. Tasks of local sets are
  * cancelled when their owner next drives or frees the set. Calling it again waits again and
  * returns the new count. Any thread but this runtime's workers. */
@@ -291,8 +297,9 @@ MVX_EXTERN int mvx_runtime_shutdown(mvx_runtime *rt, int64_t timeout_ns);
  * a worker thread of this runtime; nothing is done). Any thread but this runtime's workers. */
 MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt);
 
-/* The runtime whose task is being polled on the calling thread (a worker's runtime, or the
- * runtime of the local set being driven), or NULL. Borrowed: no reference is taken. */
+/* The runtime whose task is being polled on the calling thread (a worker's runtime, the
+ * runtime of the local set being driven, or of the blocking pool thread), or NULL. Borrowed: no
+ * reference is taken. */
 MVX_EXTERN mvx_runtime *mvx_runtime_current(void);
 
 /* The number of worker threads, or 0 for NULL. Any thread. */
@@ -373,6 +380,34 @@ MVX_EXTERN void mvx_join_release(mvx_join_handle *join);
  * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). */
 MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                             void *output, size_t output_size, mvx_failure *failure);
+
+/* ============================================================================================= */
+/* The blocking pool                                                                              */
+
+/* Runs a task on the blocking pool, a set of threads apart from the workers, for work that
+ * blocks (file I/O, a lock, a long computation): the workers never wait for it. Its poll is
+ * called exactly once, on a pool thread, and may block; it must return MVX_POLL_READY or
+ * MVX_POLL_FAILED (MVX_POLL_PENDING counts as a failure with code MVX_EINVAL). Otherwise it is a
+ * task like any other: same vtable, state and output rules, same join handle.
+ * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order.
+ * Abort: a job not started yet is cancelled; a job already running cannot be stopped: it
+ * finishes, its output is dropped and the join handle reports MVX_ECANCELLED.
+ * Shutdown cancels queued jobs, waits for running ones within its timeout and counts those still
+ * running in its result. Returns as mvx_spawn. Any thread. */
+MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
+                                  mvx_join_handle **join);
+
+typedef struct mvx_blocking_stats {
+    size_t size;            /* set by the caller: sizeof(mvx_blocking_stats) */
+    unsigned threads;       /* pool threads alive */
+    unsigned idle_threads;  /* of which waiting for a job */
+    unsigned running;       /* jobs running now */
+    unsigned queued;        /* jobs waiting for a thread */
+    uint64_t completed;     /* jobs finished (completed, failed or cancelled) since creation */
+} mvx_blocking_stats;
+
+/* A snapshot of the blocking pool. MVX_EINVAL for NULLs or a bad size. Any thread. */
+MVX_EXTERN int mvx_runtime_blocking_stats(mvx_runtime *rt, mvx_blocking_stats *stats);
 
 /* ============================================================================================= */
 /* Local task sets                                                                                */

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #define MAX_WORKERS 1024
+#define DEFAULT_MAX_BLOCKING 512
+#define DEFAULT_KEEP_ALIVE_NS ((int64_t)10 * 1000000000)
 
 MVX_EXTERN int mvx_runtime_config_init(mvx_runtime_config *config, size_t config_size)
 {
@@ -46,6 +48,7 @@ static void runtime_free(struct mvx_runtime *rt)
         free(rt->workers[i]);
     free(rt->workers);
     mvx__arena_fini(&rt->arena);
+    mvx__blocking_fini(&rt->blocking);
     pthread_mutex_destroy(&rt->shutdown_lock);
     free(rt);
 }
@@ -117,8 +120,17 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
         free(rt);
         return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_mutex_init failed");
     }
+    if (mvx__blocking_init(&rt->blocking, rt,
+                           c.max_blocking_threads ? c.max_blocking_threads : DEFAULT_MAX_BLOCKING,
+                           c.blocking_keep_alive_ns ? c.blocking_keep_alive_ns
+                                                    : DEFAULT_KEEP_ALIVE_NS) != 0) {
+        pthread_mutex_destroy(&rt->shutdown_lock);
+        free(rt);
+        return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_cond_init failed");
+    }
     /* References: the caller's, and one per worker until it exits. */
     if (mvx__arena_init(&rt->arena, 1 + (int64_t)n, runtime_destroy) != 0) {
+        mvx__blocking_fini(&rt->blocking);
         pthread_mutex_destroy(&rt->shutdown_lock);
         free(rt);
         return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_mutex_init failed");
@@ -187,7 +199,7 @@ void mvx__runtime_drain_inject(struct mvx_runtime *rt)
                 break;
         }
         atomic_store_explicit(&q->consumer, 0, mvx__seq_cst);
-    } while (atomic_load_explicit(&q->tail, mvx__seq_cst) != &q->stub);
+    } while (mvx__inject_maybe_nonempty(q));
     tl_draining = outer;
 }
 
@@ -247,6 +259,11 @@ static void sweep_visit(struct mvx__task *t, void *arg)
     struct sweep *sw = arg;
     if (!mvx__task_try_ref(t))
         return; /* free, or being freed */
+    if (t->sched->kind == MVX__SCHED_BLOCKING) {
+        /* The pool cancels its queued jobs itself; running ones may finish with their output. */
+        mvx__task_ref_dec(t);
+        return;
+    }
     if (!mvx__is_terminal(atomic_load_explicit(&t->state, mvx__acquire))) {
         /* An idle task is scheduled, and so cancelled now (the global queue drains itself
          * during shutdown); a queued one is left to whoever pops it; a running one is cancelled
@@ -287,8 +304,10 @@ MVX_EXTERN int mvx_runtime_shutdown(mvx_runtime *rt, int64_t timeout_ns)
     pthread_mutex_lock(&rt->shutdown_lock);
     rt->shutdown_called = true;
     if (atomic_exchange_explicit(&rt->phase, MVX__PHASE_SHUTDOWN, mvx__seq_cst) ==
-        MVX__PHASE_RUNNING)
+        MVX__PHASE_RUNNING) {
         mvx__idle_wake_all(rt);
+        mvx__blocking_close(&rt->blocking);
+    }
     struct sweep sw = {rt, 0};
     for (int64_t pause = 10000;; pause = pause < 1000000 ? 2 * pause : pause) {
         mvx__runtime_drain_inject(rt);
@@ -304,6 +323,7 @@ MVX_EXTERN int mvx_runtime_shutdown(mvx_runtime *rt, int64_t timeout_ns)
             break;
         sleep_ns(deadline - now < pause ? deadline - now : pause);
     }
+    sw.remaining += mvx__blocking_wait(&rt->blocking, deadline);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct mvx__worker *w = rt->workers[i];
         if (w->started && !w->joined && atomic_load_explicit(&w->exited, mvx__acquire)) {
@@ -336,6 +356,7 @@ MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt)
         }
     }
     pthread_mutex_unlock(&rt->shutdown_lock);
+    mvx__blocking_release(&rt->blocking);
     int64_t live = mvx__arena_close_outside_heaps(&rt->arena);
     atomic_fetch_add_explicit(&rt->arena.refs, live, mvx__relaxed);
     mvx__arena_unref(&rt->arena);
@@ -348,6 +369,8 @@ MVX_EXTERN mvx_runtime *mvx_runtime_current(void)
 {
     if (mvx__tl_worker)
         return mvx__tl_worker->rt;
+    if (mvx__tl_blocking_rt)
+        return mvx__tl_blocking_rt;
     return mvx__local_current_runtime();
 }
 

@@ -5,6 +5,7 @@
 #define MVX_RUNTIME_H
 
 #include "arena.h"
+#include "blocking.h"
 #include "inject.h"
 #include "task.h"
 
@@ -23,6 +24,7 @@ struct mvx_runtime {
     /* Idle accounting, see idle.c: (unparked << 16) | searching. */
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t idle;
     _Alignas(MVX_CACHE_LINE) struct mvx__arena arena;
+    struct mvx__blocking blocking;
     pthread_mutex_t shutdown_lock; /* serialises shutdown and release */
     bool shutdown_called;
     char thread_name[16];

@@ -297,6 +297,8 @@ static void discard_fail(struct mvx_context *cx)
     cx->fail_drop = NULL;
 }
 
+/* `poll_result` is what poll returned; anything but MVX_POLL_FAILED is a misuse described in
+ * the record (MVX_POLL_PENDING only reaches here from a blocking job). */
 static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_result)
 {
     struct mvx__failure_rec *rec = malloc(sizeof *rec);
@@ -307,8 +309,11 @@ static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_re
     if (poll_result != MVX_POLL_FAILED) {
         discard_fail(cx);
         char buf[96];
-        snprintf(buf, sizeof buf, "poll returned %d, which is not an MVX_POLL_* value",
-                 poll_result);
+        if (poll_result == MVX_POLL_PENDING)
+            snprintf(buf, sizeof buf, "a blocking task's poll returned MVX_POLL_PENDING");
+        else
+            snprintf(buf, sizeof buf, "poll returned %d, which is not an MVX_POLL_* value",
+                     poll_result);
         rec->code = MVX_EINVAL;
         rec->message = strdup(buf);
     } else if (cx->failed) {
@@ -429,6 +434,42 @@ void mvx__task_run(struct mvx__task *t)
     finish(t, MVX__COMPLETE, true);
 }
 
+void mvx__task_run_once(struct mvx__task *t)
+{
+    uint64_t old = atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
+    if (old & MVX__CANCEL) {
+        mvx__task_cancel_popped(t);
+        return;
+    }
+    struct mvx_context cx = {
+        .waker = {&mvx__task_waker_vt, t},
+        .task = t,
+    };
+    int r = t->vt->poll(mvx__task_state(t), &cx, mvx__task_output(t));
+    bool aborted = atomic_load_explicit(&t->state, mvx__acquire) & MVX__CANCEL;
+    if (r == MVX_POLL_READY) {
+        if (MVX_UNLIKELY(cx.failed))
+            discard_fail(&cx);
+        drop_state(t);
+        if (aborted) {
+            drop_outcome(t, false);
+            finish(t, MVX__CANCELLED, false);
+        } else {
+            finish(t, MVX__COMPLETE, false);
+        }
+        return;
+    }
+    struct mvx__failure_rec *rec = make_failure(&cx, r);
+    drop_state(t);
+    if (aborted) {
+        free_failure(rec);
+        finish(t, MVX__CANCELLED, false);
+        return;
+    }
+    *(struct mvx__failure_rec **)mvx__task_state_area(t) = rec;
+    finish(t, MVX__COMPLETE, true);
+}
+
 /* ---- the waker of a task ---- */
 
 static void *task_waker_clone(void *data)
@@ -456,10 +497,18 @@ const mvx_waker_vtable mvx__task_waker_vt = {
 
 void mvx__schedule(struct mvx__task *t, bool yield)
 {
-    if (t->sched->kind == MVX__SCHED_RUNTIME)
+    switch (t->sched->kind) {
+    case MVX__SCHED_RUNTIME:
         mvx__runtime_schedule((struct mvx_runtime *)t->sched, t, yield);
-    else
+        return;
+    case MVX__SCHED_LOCAL:
         mvx__local_schedule((struct mvx_local_set *)t->sched, t);
+        return;
+    default:
+        /* A blocking job is never idle, so never scheduled again: its single poll decides. An
+         * abort or wake finds it queued, running or finished. */
+        return;
+    }
 }
 
 void mvx__failure_move(struct mvx__task *t, mvx_failure *out)

@@ -75,7 +75,7 @@ enum {
 #define MVX__TASK_LOCAL 0x2  /* scheduled by a local set; local links follow the header */
 
 /* What a task's scheduler field points at: a runtime or a local set. */
-enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2 };
+enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3 };
 struct mvx__sched {
     uint8_t kind;
 };
@@ -171,6 +171,9 @@ void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt, void *state,
 /* Runs a task its caller popped from a queue (it is SCHEDULED and the caller holds the queue's
  * reference): one poll, or the cancellation if CANCEL is set. */
 void mvx__task_run(struct mvx__task *t);
+/* Runs a popped blocking-pool job: one poll that must finish it (pending counts as a failure).
+ * If it was aborted while running, its output is dropped and it ends CANCELLED. */
+void mvx__task_run_once(struct mvx__task *t);
 /* Cancels a popped task without polling it (shutdown, local set teardown). */
 void mvx__task_cancel_popped(struct mvx__task *t);
 

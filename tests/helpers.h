@@ -32,6 +32,13 @@ static atomic_int g_drops;        /* state drops */
 static atomic_int g_output_drops; /* output_drop calls */
 static atomic_int g_polls;
 
+static int64_t test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
+}
+
 static void reset_counters(void)
 {
     atomic_store(&g_drops, 0);

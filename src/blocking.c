@@ -1,0 +1,252 @@
+/*
+ * blocking.c - the blocking pool.
+ *
+ * A job is a task whose poll runs once on a pool thread (mvx__task_run_once). Unlike the
+ * workers, the pool uses a mutex and condition variables: its jobs are few and long, and a
+ * thread start costs far more than the lock. Threads are started on demand up to `max`, jobs
+ * queue in order beyond that, and a thread that stays idle for keep_alive exits.
+ *
+ * Threads are joinable: an exiting thread puts itself on `exited`, and whoever next takes the
+ * lock on a spawn or shutdown path joins it, so no thread outlives the library's code when a
+ * host dlclose()s it after a clean shutdown. Each thread holds a reference on the runtime's arena
+ * (like a worker) so that a job still running after a timed-out shutdown keeps the runtime alive.
+ */
+#include "blocking.h"
+#include "arena.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct mvx__blocking_thread {
+    pthread_t thread;
+    struct mvx__blocking *pool;
+    struct mvx__blocking_thread *next;
+};
+
+MVX_TLS struct mvx_runtime *mvx__tl_blocking_rt;
+
+int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsigned max,
+                       int64_t keep_alive_ns)
+{
+    pool->base.kind = MVX__SCHED_BLOCKING;
+    pool->rt = rt;
+    pool->max = max;
+    pool->keep_alive_ns = keep_alive_ns;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return MVX_ESYSTEM;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int r = pthread_mutex_init(&pool->lock, NULL) || pthread_cond_init(&pool->work, &ca) ||
+            pthread_cond_init(&pool->gone, &ca);
+    pthread_condattr_destroy(&ca);
+    return r ? MVX_ESYSTEM : 0;
+}
+
+void mvx__blocking_fini(struct mvx__blocking *pool)
+{
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->work);
+    pthread_cond_destroy(&pool->gone);
+}
+
+static struct timespec abs_time(int64_t deadline_ns)
+{
+    struct timespec ts = {deadline_ns / 1000000000, deadline_ns % 1000000000};
+    return ts;
+}
+
+/* Takes the list of exited threads; the caller joins them after unlocking. */
+static struct mvx__blocking_thread *take_exited(struct mvx__blocking *pool)
+{
+    struct mvx__blocking_thread *list = pool->exited;
+    pool->exited = NULL;
+    return list;
+}
+
+static void join_all(struct mvx__blocking_thread *list)
+{
+    while (list) {
+        struct mvx__blocking_thread *next = list->next;
+        pthread_join(list->thread, NULL);
+        free(list);
+        list = next;
+    }
+}
+
+static void *pool_main(void *arg)
+{
+    struct mvx__blocking_thread *self = arg;
+    struct mvx__blocking *pool = self->pool;
+    struct mvx_runtime *rt = pool->rt;
+    char name[32];
+    snprintf(name, sizeof name, "%s-blk", rt->thread_name);
+    name[15] = '\0';
+    pthread_setname_np(pthread_self(), name);
+    mvx__tl_blocking_rt = rt;
+
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        struct mvx__task *t = pool->head;
+        if (t) {
+            pool->head = atomic_load_explicit(&t->next, mvx__relaxed);
+            if (!pool->head)
+                pool->tail = NULL;
+            pool->queued--;
+            pool->running++;
+            pthread_mutex_unlock(&pool->lock);
+            mvx__task_run_once(t);
+            pthread_mutex_lock(&pool->lock);
+            pool->running--;
+            pool->completed++;
+            continue;
+        }
+        if (pool->shutdown)
+            break;
+        pool->idle++;
+        int r;
+        if (pool->keep_alive_ns < 0) {
+            r = pthread_cond_wait(&pool->work, &pool->lock);
+        } else {
+            struct timespec ts = abs_time(mvx__deadline(pool->keep_alive_ns));
+            r = pthread_cond_timedwait(&pool->work, &pool->lock, &ts);
+        }
+        pool->idle--;
+        if (r == ETIMEDOUT && !pool->head)
+            break;
+    }
+    pool->threads--;
+    if (pool->detach) {
+        pthread_detach(pthread_self());
+        free(self);
+    } else {
+        self->next = pool->exited;
+        pool->exited = self;
+    }
+    pthread_cond_broadcast(&pool->gone);
+    pthread_mutex_unlock(&pool->lock);
+    mvx__tl_blocking_rt = NULL;
+    mvx__arena_unref(&rt->arena); /* may free rt: touch nothing after this */
+    return NULL;
+}
+
+/* With the lock held: starts one more thread. */
+static void start_thread(struct mvx__blocking *pool)
+{
+    struct mvx__blocking_thread *th = malloc(sizeof *th);
+    if (!th)
+        return; /* the job waits for a running thread */
+    th->pool = pool;
+    atomic_fetch_add_explicit(&pool->rt->arena.refs, 1, mvx__relaxed);
+    if (pthread_create(&th->thread, NULL, pool_main, th) != 0) {
+        atomic_fetch_sub_explicit(&pool->rt->arena.refs, 1, mvx__relaxed);
+        free(th);
+        return;
+    }
+    pool->threads++;
+}
+
+MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
+                                  mvx_join_handle **join)
+{
+    if (!rt)
+        return mvx__error(MVX_EINVAL, "mvx_spawn_blocking: rt is NULL");
+    int r = mvx__check_vtable("mvx_spawn_blocking", vtable, state);
+    struct mvx__task_layout layout;
+    if (r || (r = mvx__task_layout("mvx_spawn_blocking", vtable, false, &layout)))
+        return r;
+    if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+        return mvx__error(MVX_ESHUTDOWN, "mvx_spawn_blocking: the runtime is shut down");
+    struct mvx__heap *heap = mvx__runtime_heap(rt);
+    struct mvx__task *t = heap ? mvx__heap_alloc(heap, mvx__size_class(layout.size)) : NULL;
+    if (!t)
+        return mvx__error(MVX_ENOMEM, "mvx_spawn_blocking: out of memory");
+    struct mvx__blocking *pool = &rt->blocking;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->shutdown) {
+        /* Never published (its state word is still 0): nobody else has seen it. */
+        pthread_mutex_unlock(&pool->lock);
+        mvx__slot_free(t);
+        return mvx__error(MVX_ESHUTDOWN, "mvx_spawn_blocking: the runtime is shut down");
+    }
+    mvx__task_init(t, vtable, state, &layout, &pool->base, 0, join != NULL);
+    if (join)
+        *join = (mvx_join_handle *)t;
+    atomic_store_explicit(&t->next, NULL, mvx__relaxed);
+    if (pool->tail)
+        atomic_store_explicit(&pool->tail->next, t, mvx__relaxed);
+    else
+        pool->head = t;
+    pool->tail = t;
+    pool->queued++;
+    if (pool->idle >= pool->queued)
+        pthread_cond_signal(&pool->work);
+    else if (pool->threads < pool->max)
+        start_thread(pool);
+    struct mvx__blocking_thread *exited = take_exited(pool);
+    pthread_mutex_unlock(&pool->lock);
+    join_all(exited);
+    return 0;
+}
+
+MVX_EXTERN int mvx_runtime_blocking_stats(mvx_runtime *rt, mvx_blocking_stats *stats)
+{
+    if (!rt || !stats)
+        return mvx__error(MVX_EINVAL, "mvx_runtime_blocking_stats: rt or stats is NULL");
+    if (stats->size < sizeof(mvx_blocking_stats))
+        return mvx__error(MVX_EINVAL, "mvx_runtime_blocking_stats: stats->size %zu is below %zu",
+                          stats->size, sizeof(mvx_blocking_stats));
+    struct mvx__blocking *pool = &rt->blocking;
+    pthread_mutex_lock(&pool->lock);
+    stats->threads = pool->threads;
+    stats->idle_threads = pool->idle;
+    stats->running = pool->running;
+    stats->queued = pool->queued;
+    stats->completed = pool->completed;
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+void mvx__blocking_close(struct mvx__blocking *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->shutdown = true;
+    struct mvx__task *queued = pool->head;
+    pool->head = pool->tail = NULL;
+    pool->queued = 0;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+    while (queued) { /* never started: cancelled, their states dropped here */
+        struct mvx__task *next = atomic_load_explicit(&queued->next, mvx__relaxed);
+        mvx__task_cancel_popped(queued);
+        queued = next;
+    }
+}
+
+unsigned mvx__blocking_wait(struct mvx__blocking *pool, int64_t deadline_ns)
+{
+    pthread_mutex_lock(&pool->lock);
+    struct timespec ts = abs_time(deadline_ns);
+    while (pool->threads > 0) {
+        int r = deadline_ns == INT64_MAX ? pthread_cond_wait(&pool->gone, &pool->lock)
+                                         : pthread_cond_timedwait(&pool->gone, &pool->lock, &ts);
+        if (r == ETIMEDOUT)
+            break;
+    }
+    unsigned running = pool->running;
+    struct mvx__blocking_thread *exited = take_exited(pool);
+    pthread_mutex_unlock(&pool->lock);
+    join_all(exited);
+    return running;
+}
+
+void mvx__blocking_release(struct mvx__blocking *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    pool->detach = true;
+    struct mvx__blocking_thread *exited = take_exited(pool);
+    pthread_mutex_unlock(&pool->lock);
+    join_all(exited);
+}

@@ -1,0 +1,43 @@
+/*
+ * blocking.h - the blocking pool: threads apart from the workers for jobs that may block.
+ * Internal.
+ */
+#ifndef MVX_BLOCKING_H
+#define MVX_BLOCKING_H
+
+#include "task.h"
+
+#include <pthread.h>
+
+struct mvx_runtime;
+struct mvx__blocking_thread;
+
+struct mvx__blocking {
+    struct mvx__sched base; /* kind MVX__SCHED_BLOCKING: blocking tasks point here */
+    struct mvx_runtime *rt;
+    pthread_mutex_t lock;     /* everything below */
+    pthread_cond_t work;      /* idle threads wait for a job */
+    pthread_cond_t gone;      /* shutdown waits for threads to exit */
+    struct mvx__task *head, *tail; /* queued jobs, FIFO, linked through task->next */
+    unsigned threads, idle, running, queued, max;
+    int64_t keep_alive_ns;    /* < 0: forever */
+    uint64_t completed;
+    bool shutdown;            /* no new jobs; threads exit once idle */
+    bool detach;              /* released: exiting threads detach themselves */
+    struct mvx__blocking_thread *exited; /* exited, not joined yet */
+};
+
+extern MVX_TLS struct mvx_runtime *mvx__tl_blocking_rt;
+
+int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsigned max,
+                       int64_t keep_alive_ns);
+void mvx__blocking_fini(struct mvx__blocking *pool);
+/* Shutdown, first step: no new jobs; queued ones are cancelled (states dropped here). */
+void mvx__blocking_close(struct mvx__blocking *pool);
+/* Shutdown, second step: waits until `deadline_ns` for the threads; returns the jobs still
+ * running. */
+unsigned mvx__blocking_wait(struct mvx__blocking *pool, int64_t deadline_ns);
+/* The runtime is released: threads still running detach themselves when they finish. */
+void mvx__blocking_release(struct mvx__blocking *pool);
+
+#endif

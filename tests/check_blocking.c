@@ -1,0 +1,361 @@
+/*
+ * check_blocking.c - the blocking pool: jobs run once on pool threads, the pool grows to its
+ * maximum and queues beyond it, shrinks when idle, aborts cancel queued jobs and drop the output
+ * of running ones, shutdown reports jobs left running, and the async workers never wait.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+
+static mvx_runtime *pool_runtime(unsigned workers, unsigned max_blocking, int64_t keep_alive)
+{
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = workers;
+    cfg.max_blocking_threads = max_blocking;
+    cfg.blocking_keep_alive_ns = keep_alive;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    return rt;
+}
+
+static mvx_blocking_stats stats_of(mvx_runtime *rt)
+{
+    mvx_blocking_stats st = {.size = sizeof st};
+    ck_assert_int_eq(mvx_runtime_blocking_stats(rt, &st), 0);
+    return st;
+}
+
+static void setup(void)
+{
+    reset_counters();
+    atomic_store(&g_payload_drops, 0);
+}
+
+/* Records where it ran and what mvx_runtime_current() said there. */
+struct where {
+    char thread[16];
+    mvx_runtime *current;
+};
+static int where_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    struct where *w = *(struct where **)state;
+    pthread_getname_np(pthread_self(), w->thread, sizeof w->thread);
+    w->current = mvx_runtime_current();
+    usleep(1000); /* it may block */
+    *(int *)output = 99;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable where_vt = {
+    sizeof(mvx_task_vtable), where_poll, count_drop, NULL, sizeof(void *), _Alignof(void *),
+    sizeof(int), _Alignof(int),
+};
+
+START_TEST(a_job_runs_once_on_a_pool_thread)
+{
+    mvx_runtime *rt = pool_runtime(1, 0, 0);
+    struct where w = {{0}, NULL};
+    struct where *wp = &w;
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &where_vt, &wp, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    int out = 0;
+    ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, NULL), 0);
+    ck_assert_int_eq(out, 99);
+    ck_assert_str_eq(w.thread, "mvx-worker-blk");
+    ck_assert_ptr_eq(w.current, rt);
+    ck_assert_int_eq(atomic_load(&g_drops), 1);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(the_pool_grows_to_its_maximum_then_queues)
+{
+    mvx_runtime *rt = pool_runtime(1, 4, 0);
+    struct gate g[8];
+    mvx_join_handle *jh[8];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 8; i++) {
+        atomic_store(&g[i].result, MVX_POLL_READY);
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &gate_vt, &g[i], &jh[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        gate_wait_entered(&g[i], 1);
+    usleep(20000);
+    mvx_blocking_stats st = stats_of(rt);
+    ck_assert_uint_eq(st.threads, 4);
+    ck_assert_uint_eq(st.running, 4);
+    ck_assert_uint_eq(st.queued, 4);
+    for (int i = 4; i < 8; i++)
+        ck_assert_int_eq(atomic_load(&g[i].entered), 0); /* in order: the first four run */
+    for (int i = 0; i < 8; i++)
+        atomic_store(&g[i].open, 1);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(mvx_join_wait(jh[i], 5 * SEC), 0);
+        mvx_join_release(jh[i]);
+    }
+    ck_assert_uint_le(stats_of(rt).threads, 4);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(idle_pool_threads_exit_after_the_keep_alive)
+{
+    mvx_runtime *rt = pool_runtime(1, 8, 30 * MS);
+    mvx_join_handle *jh[3];
+    struct gate g[3];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&g[i].result, MVX_POLL_READY);
+        mvx_spawn_blocking(rt, &gate_vt, &g[i], &jh[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        gate_wait_entered(&g[i], 1);
+    ck_assert_uint_eq(stats_of(rt).threads, 3);
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&g[i].open, 1);
+        mvx_join_wait(jh[i], 5 * SEC);
+        mvx_join_release(jh[i]);
+    }
+    for (int waited = 0; stats_of(rt).threads > 0; waited++) {
+        ck_assert_int_lt(waited, 500);
+        usleep(10000);
+    }
+    ck_assert_uint_eq(stats_of(rt).completed, 3);
+    /* And the pool grows again on demand. */
+    struct where w;
+    struct where *wp = &w;
+    mvx_join_handle *again;
+    mvx_spawn_blocking(rt, &where_vt, &wp, &again);
+    ck_assert_int_eq(mvx_join_wait(again, 5 * SEC), 0);
+    mvx_join_release(again);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(abort_cancels_a_job_that_has_not_started)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, 0);
+    struct gate first = {0}, second = {0};
+    atomic_store(&first.result, MVX_POLL_READY);
+    atomic_store(&second.result, MVX_POLL_READY);
+    mvx_join_handle *a, *b;
+    mvx_spawn_blocking(rt, &gate_vt, &first, &a);
+    mvx_spawn_blocking(rt, &gate_vt, &second, &b);
+    gate_wait_entered(&first, 1);
+    ck_assert_uint_eq(stats_of(rt).queued, 1);
+    ck_assert_int_eq(mvx_join_abort(b), 0);
+    atomic_store(&first.open, 1);
+    ck_assert_int_eq(mvx_join_wait(a, 5 * SEC), 0);
+    ck_assert_int_eq(mvx_join_wait(b, 5 * SEC), MVX_ECANCELLED);
+    ck_assert_int_eq(atomic_load(&second.entered), 0); /* never ran */
+    ck_assert_int_eq(atomic_load(&g_drops), 2);
+    mvx_join_release(a);
+    mvx_join_release(b);
+    ck_assert_int_eq(atomic_load(&g_output_drops), 1); /* a's, never taken; b had none */
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(abort_of_a_running_job_drops_its_output)
+{
+    mvx_runtime *rt = pool_runtime(1, 2, 0);
+    struct gate g = {0};
+    atomic_store(&g.result, MVX_POLL_READY);
+    mvx_join_handle *jh;
+    mvx_spawn_blocking(rt, &gate_vt, &g, &jh);
+    gate_wait_entered(&g, 1);
+    mvx_join_abort(jh);
+    atomic_store(&g.open, 1); /* it runs to its end... */
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), MVX_ECANCELLED); /* ...and its output goes */
+    ck_assert_int_eq(atomic_load(&g_output_drops), 1);
+    ck_assert_int_eq(atomic_load(&g_drops), 1);
+    mvx_join_release(jh);
+    ck_assert_int_eq(atomic_load(&g_output_drops), 1);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(shutdown_reports_a_job_still_running_and_cancels_the_queue)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, 0);
+    struct gate *running = calloc(1, sizeof *running);
+    struct gate queued = {0};
+    atomic_store(&running->result, MVX_POLL_READY);
+    mvx_join_handle *a, *b;
+    mvx_spawn_blocking(rt, &gate_vt, running, &a);
+    mvx_spawn_blocking(rt, &gate_vt, &queued, &b);
+    gate_wait_entered(running, 1);
+    int64_t t0 = test_now_ns();
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 50 * MS), 1);
+    ck_assert_int_lt(test_now_ns() - t0, 2 * SEC); /* returned instead of hanging */
+    ck_assert_int_eq(mvx_join_try(b), MVX_ECANCELLED);
+    ck_assert_int_eq(atomic_load(&queued.entered), 0);
+    ck_assert_int_eq(mvx_join_try(a), MVX_EAGAIN);
+    struct yielder y = {0, 0};
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &yielder_vt, &y, NULL), MVX_ESHUTDOWN);
+    atomic_store(&running->open, 1);
+    ck_assert_int_eq(mvx_join_wait(a, 5 * SEC), 0); /* a running job finishes with its output */
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
+    mvx_join_release(a);
+    mvx_join_release(b);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    free(running);
+}
+END_TEST
+
+START_TEST(release_does_not_wait_for_a_running_job)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, 0);
+    struct gate *g = calloc(1, sizeof *g);
+    atomic_store(&g->result, MVX_POLL_READY);
+    mvx_spawn_blocking(rt, &gate_vt, g, NULL);
+    gate_wait_entered(g, 1);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 0), 1);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    atomic_store(&g->open, 1); /* the pool thread finishes, then frees the runtime */
+    wait_until_int(&g_output_drops, 1, 5 * SEC);
+    usleep(20000);
+    free(g);
+}
+END_TEST
+
+START_TEST(a_blocked_pool_does_not_stall_the_workers)
+{
+    mvx_runtime *rt = pool_runtime(1, 2, 0);
+    struct gate g[2];
+    memset(g, 0, sizeof g);
+    mvx_join_handle *jh[2];
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&g[i].result, MVX_POLL_READY);
+        mvx_spawn_blocking(rt, &gate_vt, &g[i], &jh[i]);
+        gate_wait_entered(&g[i], 1);
+    }
+    for (int i = 0; i < 100; i++) { /* the pool is full and stuck; async tasks still run */
+        struct yielder y = {3, i};
+        mvx_join_handle *t;
+        mvx_spawn(rt, &yielder_vt, &y, &t);
+        ck_assert_int_eq(mvx_join_wait(t, 5 * SEC), 0);
+        mvx_join_release(t);
+    }
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&g[i].open, 1);
+        mvx_join_wait(jh[i], 5 * SEC);
+        mvx_join_release(jh[i]);
+    }
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(pending_from_a_job_is_a_failure_and_failures_carry_payloads)
+{
+    mvx_runtime *rt = pool_runtime(1, 2, 0);
+    mvx_join_handle *pending, *failed;
+    mvx_spawn_blocking(rt, &forever_vt, NULL, &pending);
+    mvx_spawn_blocking(rt, &failer_vt, NULL, &failed);
+    ck_assert_int_eq(mvx_join_wait(pending, 5 * SEC), MVX_EFAILED);
+    ck_assert_int_eq(mvx_join_wait(failed, 5 * SEC), MVX_EFAILED);
+    mvx_failure f = {.size = sizeof f};
+    mvx_join_take(pending, NULL, 0, &f);
+    ck_assert_int_eq(f.code, MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(f.message, "MVX_POLL_PENDING"));
+    mvx_failure_clear(&f);
+    f.size = sizeof f;
+    int out;
+    mvx_join_take(failed, &out, sizeof out, &f);
+    ck_assert_int_eq(f.code, 77);
+    ck_assert_int_eq(*(int *)f.payload, 1234);
+    mvx_failure_clear(&f);
+    ck_assert_int_eq(atomic_load(&g_payload_drops), 1);
+    ck_assert_int_eq(atomic_load(&g_drops), 2);
+    mvx_join_release(pending);
+    mvx_join_release(failed);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+/* A job spawned from a task, awaited by that task. */
+struct parent {
+    mvx_join_handle *child;
+};
+static int parent_poll(void *state, mvx_context *cx, void *output)
+{
+    struct parent *p = state;
+    if (!p->child) {
+        struct yielder y = {0, 21};
+        if (mvx_spawn_blocking(mvx_runtime_current(), &yielder_vt, &y, &p->child) != 0)
+            return MVX_POLL_FAILED;
+    }
+    int r = mvx_join_poll(p->child, mvx_context_waker(cx));
+    if (r == MVX_EAGAIN)
+        return MVX_POLL_PENDING;
+    int v = 0;
+    mvx_join_take(p->child, &v, sizeof v, NULL);
+    mvx_join_release(p->child);
+    p->child = NULL;
+    *(int *)output = 2 * v;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable parent_vt = {
+    sizeof(mvx_task_vtable), parent_poll, NULL, NULL, sizeof(struct parent),
+    _Alignof(struct parent), sizeof(int), _Alignof(int),
+};
+
+START_TEST(a_task_awaits_a_blocking_job)
+{
+    mvx_runtime *rt = pool_runtime(2, 0, 0);
+    struct parent p = {NULL};
+    mvx_join_handle *jh;
+    mvx_spawn(rt, &parent_vt, &p, &jh);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    int out = 0;
+    mvx_join_take(jh, &out, sizeof out, NULL);
+    ck_assert_int_eq(out, 42);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+START_TEST(blocking_functions_reject_bad_arguments)
+{
+    ck_assert_int_eq(mvx_spawn_blocking(NULL, &empty_vt, NULL, NULL), MVX_EINVAL);
+    mvx_runtime *rt = pool_runtime(1, 0, 0);
+    ck_assert_int_eq(mvx_spawn_blocking(rt, NULL, NULL, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_blocking_stats(rt, NULL), MVX_EINVAL);
+    mvx_blocking_stats st = {.size = 2};
+    ck_assert_int_eq(mvx_runtime_blocking_stats(rt, &st), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+static Suite *blocking_suite(void)
+{
+    Suite *s = suite_create("blocking");
+    TCase *tc = tcase_create("blocking");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, a_job_runs_once_on_a_pool_thread);
+    tcase_add_test(tc, the_pool_grows_to_its_maximum_then_queues);
+    tcase_add_test(tc, idle_pool_threads_exit_after_the_keep_alive);
+    tcase_add_test(tc, abort_cancels_a_job_that_has_not_started);
+    tcase_add_test(tc, abort_of_a_running_job_drops_its_output);
+    tcase_add_test(tc, shutdown_reports_a_job_still_running_and_cancels_the_queue);
+    tcase_add_test(tc, release_does_not_wait_for_a_running_job);
+    tcase_add_test(tc, a_blocked_pool_does_not_stall_the_workers);
+    tcase_add_test(tc, pending_from_a_job_is_a_failure_and_failures_carry_payloads);
+    tcase_add_test(tc, a_task_awaits_a_blocking_job);
+    tcase_add_test(tc, blocking_functions_reject_bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(blocking_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
