@@ -3,11 +3,15 @@
  * benches/rt_multi_threaded.rs, same parameters, plus spawn_join_latency and pending_memory) on
  * the public ABI only, printing the peers' one-line format with impl=moduvex.
  *
+ * Plus poll_direct, poll_ffi and ffi_call: the cost of a poll through the native signature, through
+ * a foreign one (libffi), and of one bare ffi_call, all in the same run.
+ *
  * Usage: moduvex-bench [workload ...]     (all when none is named)
  * Env:   MVX_BENCH_THREADS (default 2), MVX_BENCH_ITERS (default 30)
  */
 #include <moduvex.h>
 
+#include <ffi.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -20,8 +24,8 @@
 #include <unistd.h>
 
 #define NUM_SPAWN 10000
-#define STALL_NS 10000
-#define WARMUP 5
+#define STALL_NS  10000
+#define WARMUP    5
 
 static unsigned threads = 2;
 static int iters = 30;
@@ -60,6 +64,8 @@ static mvx_runtime *new_runtime(void)
     return rt;
 }
 
+static double last_per_task_ns; /* of the latest report() */
+
 static void report(const char *name, int ops, int64_t *ns)
 {
     qsort(ns, (size_t)iters, sizeof *ns, cmp_i64);
@@ -68,6 +74,7 @@ static void report(const char *name, int ops, int64_t *ns)
            "per_task_ns=%.1f\n",
            name, threads, iters, (long long)median, (long long)ns[0], (double)median / ops);
     fflush(stdout);
+    last_per_task_ns = (double)median / ops;
 }
 
 /* Runs f(arg) WARMUP times, then `iters` timed times, and reports. Returns false (and reports
@@ -109,7 +116,10 @@ static int empty_poll(void *state, mvx_context *cx, void *output)
     (void)output;
     return MVX_POLL_READY;
 }
-static const mvx_task_vtable empty_vt = {sizeof(mvx_task_vtable), empty_poll, NULL, NULL, 0, 0, 0, 0};
+static const mvx_task_vtable empty_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = empty_poll,
+};
 
 /* A shared countdown: the task that brings it to zero posts the semaphore. */
 struct countdown {
@@ -129,7 +139,8 @@ static int countdown_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable countdown_vt = {
-    sizeof(mvx_task_vtable), countdown_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = countdown_poll,
 };
 
 /* ------------------------------------------------------------------------------------------- */
@@ -150,7 +161,10 @@ static int spawn_many_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable spawn_many_vt = {
-    sizeof(mvx_task_vtable), spawn_many_poll, NULL, NULL, sizeof(void *), _Alignof(void *), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = spawn_many_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
 };
 static bool spawn_many_local_iter(void *arg)
 {
@@ -211,7 +225,10 @@ static int yield_stall_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_PENDING;
 }
 static const mvx_task_vtable yield_stall_vt = {
-    sizeof(mvx_task_vtable), yield_stall_poll, NULL, NULL, sizeof(bool), _Alignof(bool), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = yield_stall_poll,
+    .state_size = sizeof(bool),
+    .state_align = _Alignof(bool),
 };
 
 static void spawn_many_remote_busy1(void)
@@ -241,7 +258,10 @@ static int chain_poll(void *state, mvx_context *cx, void *output)
     }
     return MVX_POLL_READY;
 }
-static const mvx_task_vtable chain_vt = {sizeof(mvx_task_vtable), chain_poll, NULL, NULL, 0, 0, 0, 0};
+static const mvx_task_vtable chain_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = chain_poll,
+};
 
 /* The watchdog: an iteration over 5 s means the remote tasks starve; stop the chains. */
 struct busy2_ctx {
@@ -307,8 +327,10 @@ static int yielder_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable yielder_vt = {
-    sizeof(mvx_task_vtable), yielder_poll, NULL, NULL, sizeof(struct yielder),
-    _Alignof(struct yielder), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = yielder_poll,
+    .state_size = sizeof(struct yielder),
+    .state_align = _Alignof(struct yielder),
 };
 
 struct yield_ctx {
@@ -341,7 +363,7 @@ static void yield_many(void)
 /* One value-less oneshot. The receiver's waker slot follows the join-waker handshake: while
  * RX_WAKER is clear only the receiver touches `waker`; once set, the sender may take it. */
 #define ONESHOT_RX_WAKER 1u
-#define ONESHOT_SENT 2u
+#define ONESHOT_SENT     2u
 struct oneshot {
     atomic_uint state;
     mvx_waker waker;
@@ -412,8 +434,11 @@ static void partner_drop(void *state)
     pair_unref(p);
 }
 static const mvx_task_vtable partner_vt = {
-    sizeof(mvx_task_vtable), partner_poll, partner_drop, NULL, sizeof(void *), _Alignof(void *),
-    0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = partner_poll,
+    .drop = partner_drop,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
 };
 
 struct ping {
@@ -445,8 +470,11 @@ static void ping_drop(void *state)
     }
 }
 static const mvx_task_vtable ping_vt = {
-    sizeof(mvx_task_vtable), ping_poll, ping_drop, NULL, sizeof(struct ping),
-    _Alignof(struct ping), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = ping_poll,
+    .drop = ping_drop,
+    .state_size = sizeof(struct ping),
+    .state_align = _Alignof(struct ping),
 };
 
 static int ping_spawner_poll(void *state, mvx_context *cx, void *output)
@@ -461,7 +489,10 @@ static int ping_spawner_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable ping_spawner_vt = {
-    sizeof(mvx_task_vtable), ping_spawner_poll, NULL, NULL, sizeof(void *), _Alignof(void *), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = ping_spawner_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
 };
 
 /* The block_on task of ping_pong and chained_spawn: spawn the starter, wait for the signal. */
@@ -482,7 +513,10 @@ static int starter_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable starter_vt = {
-    sizeof(mvx_task_vtable), starter_poll, NULL, NULL, sizeof(void *), _Alignof(void *), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = starter_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
 };
 static bool starter_iter(void *arg)
 {
@@ -530,7 +564,10 @@ static int link_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable link_vt = {
-    sizeof(mvx_task_vtable), link_poll, NULL, NULL, sizeof(struct link), _Alignof(struct link), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = link_poll,
+    .state_size = sizeof(struct link),
+    .state_align = _Alignof(struct link),
 };
 static bool chained_iter(void *arg)
 {
@@ -591,7 +628,11 @@ static void pending_drop(void *state)
         atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
 }
 static const mvx_task_vtable pending_vt = {
-    sizeof(mvx_task_vtable), pending_poll, pending_drop, NULL, sizeof(bool), _Alignof(bool), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = pending_poll,
+    .drop = pending_drop,
+    .state_size = sizeof(bool),
+    .state_align = _Alignof(bool),
 };
 
 static long status_kb(const char *field)
@@ -648,6 +689,88 @@ static void pending_memory(void)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* poll_direct / poll_ffi / ffi_call                                                           */
+
+/* A task woken and re-polled POLLS times (it wakes itself), driven by block_on on this thread so
+ * that no hand-off between threads is measured, once with the native poll signature and once
+ * with the same body behind a foreign one called through libffi; and the floor: one bare
+ * ffi_call with a prepared cif of that signature. */
+#define POLLS 100000
+
+static int repoll_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    int *left = state;
+    if (--*left > 0) {
+        mvx_waker_wake_by_ref(mvx_context_waker(cx));
+        return MVX_POLL_PENDING;
+    }
+    return MVX_POLL_READY;
+}
+static int32_t repoll_poll_foreign(void *state, void *cx, void *output)
+{
+    return repoll_poll(state, cx, output);
+}
+static const mvx_task_vtable repoll_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = repoll_poll,
+    .state_size = sizeof(int),
+    .state_align = _Alignof(int),
+};
+static mvx_task_vtable repoll_ffi_vt; /* repoll_vt plus a poll signature, built at run time */
+
+struct poll_ctx {
+    mvx_runtime *rt;
+    const mvx_task_vtable *vt;
+};
+static bool repoll_iter(void *arg)
+{
+    struct poll_ctx *p = arg;
+    int left = POLLS;
+    check(mvx_block_on(p->rt, p->vt, &left, NULL, 0, NULL), "mvx_block_on");
+    return true;
+}
+
+static int32_t trivial(void *a, void *b, void *c)
+{
+    return a == b && b == c;
+}
+static ffi_cif bare_cif;
+static bool bare_iter(void *arg)
+{
+    (void)arg;
+    void *x = NULL, *y = &x, *z = &y;
+    void *values[3] = {&x, &y, &z};
+    ffi_arg r;
+    for (int i = 0; i < POLLS; i++)
+        ffi_call(&bare_cif, FFI_FN(trivial), &r, values);
+    return true;
+}
+
+static void poll_paths(void)
+{
+    mvx_signature *sig;
+    check(mvx_signature_parse("i32(ptr,ptr,ptr)", 16, &sig), "mvx_signature_parse");
+    repoll_ffi_vt = repoll_vt;
+    repoll_ffi_vt.poll = (mvx_poll_fn)(void (*)(void))repoll_poll_foreign;
+    repoll_ffi_vt.poll_signature = sig;
+    static ffi_type *args[3] = {&ffi_type_pointer, &ffi_type_pointer, &ffi_type_pointer};
+    if (ffi_prep_cif(&bare_cif, FFI_DEFAULT_ABI, 3, &ffi_type_sint32, args) != FFI_OK)
+        check(MVX_EINVAL, "ffi_prep_cif");
+    struct poll_ctx direct = {new_runtime(), &repoll_vt};
+    struct poll_ctx foreign = {direct.rt, &repoll_ffi_vt};
+    bench("poll_direct", POLLS, repoll_iter, &direct);
+    double direct_ns = last_per_task_ns;
+    bench("poll_ffi", POLLS, repoll_iter, &foreign);
+    double ffi_ns = last_per_task_ns;
+    bench("ffi_call", POLLS, bare_iter, NULL);
+    fprintf(stderr, "poll_paths: the ffi path adds %.1f ns per poll = %.2fx one bare ffi_call\n",
+            ffi_ns - direct_ns, (ffi_ns - direct_ns) / last_per_task_ns);
+    mvx_runtime_release(direct.rt);
+    mvx_signature_release(sig);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
@@ -662,6 +785,8 @@ static const struct {
     {"chained_spawn", chained_spawn},
     {"spawn_join_latency", spawn_join_latency},
     {"pending_memory", pending_memory},
+    /* One entry runs all three, so that they share a run: poll_direct, poll_ffi, ffi_call. */
+    {"poll_paths", poll_paths},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

@@ -41,7 +41,7 @@ static uint64_t fib_serial(int n)
 
 struct fib {
     int n;
-    int next;                  /* which child we await */
+    int next; /* which child we await */
     uint64_t sum;
     mvx_join_handle *child[2];
 };
@@ -93,8 +93,13 @@ static void fib_drop(void *state)
 }
 
 static const mvx_task_vtable fib_vt = {
-    sizeof(mvx_task_vtable), fib_poll,         fib_drop, NULL,
-    sizeof(struct fib),      _Alignof(struct fib), sizeof(uint64_t), _Alignof(uint64_t),
+    .size = sizeof(mvx_task_vtable),
+    .poll = fib_poll,
+    .drop = fib_drop,
+    .state_size = sizeof(struct fib),
+    .state_align = _Alignof(struct fib),
+    .output_size = sizeof(uint64_t),
+    .output_align = _Alignof(uint64_t),
 };
 
 /* ---- 2. the burst ---- */
@@ -108,8 +113,12 @@ static int square_poll(void *state, mvx_context *cx, void *output)
 }
 
 static const mvx_task_vtable square_vt = {
-    sizeof(mvx_task_vtable), square_poll, NULL, NULL,
-    sizeof(uint32_t), _Alignof(uint32_t), sizeof(uint64_t), _Alignof(uint64_t),
+    .size = sizeof(mvx_task_vtable),
+    .poll = square_poll,
+    .state_size = sizeof(uint32_t),
+    .state_align = _Alignof(uint32_t),
+    .output_size = sizeof(uint64_t),
+    .output_align = _Alignof(uint64_t),
 };
 
 int main(int argc, char **argv)
@@ -171,8 +180,7 @@ int main(int argc, char **argv)
     free(jh);
     printf("burst: %ld tasks spawned in %.1f ms, all joined after %.1f ms (%.0f tasks/s); "
            "sum of squares = %llu\n",
-           burst, spawned_s * 1e3, burst_s * 1e3, (double)burst / burst_s,
-           (unsigned long long)sum);
+           burst, spawned_s * 1e3, burst_s * 1e3, (double)burst / burst_s, (unsigned long long)sum);
 
     r = mvx_runtime_release(rt);
     if (r)

@@ -181,11 +181,14 @@ MVX_EXTERN const mvx_waker_vtable *mvx_task_waker_vtable(void);
 /* Tasks                                                                                          */
 
 #define MVX_POLL_PENDING 0 /* not done; poll again after the context's waker is woken */
-#define MVX_POLL_READY 1   /* done; the output has been written */
-#define MVX_POLL_FAILED 2  /* done with a failure (a panic); see mvx_context_fail() */
+#define MVX_POLL_READY   1 /* done; the output has been written */
+#define MVX_POLL_FAILED  2 /* done with a failure (a panic); see mvx_context_fail() */
 
 /* The poll context: valid only during the poll call that receives it, on that thread. */
 typedef struct mvx_context mvx_context;
+
+/* A C function signature prepared for libffi; see "Signatures and call tasks" below. */
+typedef struct mvx_signature mvx_signature;
 
 /* Polls the task. `state` is the task's state (inline copy or the pointer given at spawn);
  * `output` points at vtable->output_size bytes that poll fills before returning MVX_POLL_READY.
@@ -195,7 +198,9 @@ typedef struct mvx_context mvx_context;
 typedef int (*mvx_poll_fn)(void *state, mvx_context *cx, void *output);
 
 /* A task type: its callbacks and the layout of its state and output. It must stay valid and
- * unchanged until every task spawned with it has been dropped: use static storage.
+ * unchanged until every task spawned with it has been dropped: use static storage. Fill it with
+ * designated initializers ({.size = sizeof(mvx_task_vtable), .poll = ...}): fields are added at
+ * its end over time, and size tells the library which ones the caller knows.
  *
  * State: if state_size > 0, spawn copies state_size bytes from the `state` argument into the task
  *   (one allocation holds header, state and output); the task then owns that copy and the caller
@@ -205,16 +210,25 @@ typedef int (*mvx_poll_fn)(void *state, mvx_context *cx, void *output);
  * Alignments must be 0 (meaning alignof(max_align_t)) or a power of two up to 16. The state plus
  * output copied inline must not exceed MVX_INLINE_MAX bytes; larger states go by pointer. */
 typedef struct mvx_task_vtable {
-    size_t size;       /* sizeof(mvx_task_vtable) */
-    mvx_poll_fn poll;  /* required */
-    void (*drop)(void *state);        /* frees the state when the task completes, fails or is
-                                         cancelled; called exactly once; may be NULL */
+    size_t size;                       /* sizeof(mvx_task_vtable) */
+    mvx_poll_fn poll;                  /* required */
+    void (*drop)(void *state);         /* frees the state when the task completes, fails or is
+                                          cancelled; called exactly once; may be NULL */
     void (*output_drop)(void *output); /* frees an output that was never taken (handle released,
                                           or task detached); may be NULL */
     size_t state_size;
     size_t state_align;
     size_t output_size;
     size_t output_align;
+    /* Optional (NULL: the native signatures above, called directly). A poll or drop function
+     * with another C signature, called through libffi: poll_signature returns an integer type
+     * (the MVX_POLL_* value) and takes up to three ptr arguments, which receive state, cx and
+     * output in that order; drop_signature takes at most one ptr (state) and returns void or a
+     * scalar, which is ignored. Store the function in poll/drop cast to the native type. The
+     * signatures must stay alive while tasks of this vtable exist. These two fields are
+     * optional in `size`: a vtable whose size ends before them has none. */
+    const mvx_signature *poll_signature;
+    const mvx_signature *drop_signature;
 } mvx_task_vtable;
 
 #define MVX_INLINE_MAX 16000
@@ -235,10 +249,10 @@ MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, 
  * payload; mvx_failure_clear() frees the message and calls payload_drop(payload). To keep the
  * payload, set payload to NULL before clearing. */
 typedef struct mvx_failure {
-    size_t size;      /* set by the caller: sizeof(mvx_failure) */
-    int code;         /* the code given to mvx_context_fail(), or an MVX_E* code */
-    char *message;    /* never NULL once filled */
-    void *payload;    /* may be NULL */
+    size_t size;   /* set by the caller: sizeof(mvx_failure) */
+    int code;      /* the code given to mvx_context_fail(), or an MVX_E* code */
+    char *message; /* never NULL once filled */
+    void *payload; /* may be NULL */
     void (*payload_drop)(void *payload); /* may be NULL */
 } mvx_failure;
 
@@ -270,7 +284,8 @@ typedef struct mvx_runtime_config {
 } mvx_runtime_config;
 
 /* Fills *config with the defaults above; config_size is sizeof(*config) as the caller sees it.
- * MVX_EINVAL if config is NULL or config_size is smaller than the first release's struct. */
+ * MVX_EINVAL if config is NULL or config_size is smaller than the first release's struct (which
+ * ends at hook_data: the blocking-pool fields are optional in size). */
 MVX_EXTERN int mvx_runtime_config_init(mvx_runtime_config *config, size_t config_size);
 
 /* Creates a runtime and starts its worker threads. config may be NULL for the defaults. On success
@@ -318,8 +333,7 @@ typedef struct mvx_worker_stats {
 } mvx_worker_stats;
 
 /* Fills *stats for worker `worker` (0-based). MVX_EINVAL for a bad index or size. Any thread. */
-MVX_EXTERN int mvx_runtime_worker_stats(mvx_runtime *rt, unsigned worker,
-                                        mvx_worker_stats *stats);
+MVX_EXTERN int mvx_runtime_worker_stats(mvx_runtime *rt, unsigned worker, mvx_worker_stats *stats);
 
 /* ============================================================================================= */
 /* Spawning and joining                                                                           */
@@ -398,16 +412,59 @@ MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable
                                   mvx_join_handle **join);
 
 typedef struct mvx_blocking_stats {
-    size_t size;            /* set by the caller: sizeof(mvx_blocking_stats) */
-    unsigned threads;       /* pool threads alive */
-    unsigned idle_threads;  /* of which waiting for a job */
-    unsigned running;       /* jobs running now */
-    unsigned queued;        /* jobs waiting for a thread */
-    uint64_t completed;     /* jobs finished (completed, failed or cancelled) since creation */
+    size_t size;           /* set by the caller: sizeof(mvx_blocking_stats) */
+    unsigned threads;      /* pool threads alive */
+    unsigned idle_threads; /* of which waiting for a job */
+    unsigned running;      /* jobs running now */
+    unsigned queued;       /* jobs waiting for a thread */
+    uint64_t completed;    /* jobs finished (completed, failed or cancelled) since creation */
 } mvx_blocking_stats;
 
 /* A snapshot of the blocking pool. MVX_EINVAL for NULLs or a bad size. Any thread. */
 MVX_EXTERN int mvx_runtime_blocking_stats(mvx_runtime *rt, mvx_blocking_stats *stats);
+
+/* ============================================================================================= */
+/* Signatures and call tasks (libffi)                                                             */
+
+/* The signature language, one C function type per string:
+ *
+ *     signature := type "(" [ type { "," type } ] ")"
+ *     type      := void | i8 | u8 | i16 | u16 | i32 | u32 | i64 | u64 | size | f32 | f64 | ptr
+ *                | "{" type { "," type } "}"
+ *
+ * iN/uN are (u)intN_t, size is size_t, f32/f64 float/double, ptr any data or function pointer,
+ * {...} a struct passed by value with those members in order (nested up to 8 deep, at most 32
+ * members). void only as the return type ("i32(void)" and "i32()" both take no arguments).
+ * Spaces and tabs may separate tokens. At most 32 arguments and 1024 bytes.
+ * Examples: "f64(f64)" for cos, "u64(u64,ptr,u32)" for zlib's crc32 (uLong, const Bytef *,
+ * uInt), "{i32,i32,f64}(ptr,{u8,u8})". */
+
+/* Parses `length` bytes of `text` (no NUL needed; an embedded NUL is an error) and prepares the
+ * libffi call interface once. On success *out holds one reference (mvx_signature_release).
+ * MVX_EINVAL with mvx_last_error() saying where and what was expected ("at byte 4: expected ','
+ * or ')', found 'x'"), MVX_ENOMEM. Any thread; signatures are immutable and shareable. */
+MVX_EXTERN int mvx_signature_parse(const char *text, size_t length, mvx_signature **out);
+/* Takes another reference; returns sig. Any thread. */
+MVX_EXTERN mvx_signature *mvx_signature_ref(mvx_signature *sig);
+/* Gives up a reference; the last one frees it. NULL does nothing. Any thread. */
+MVX_EXTERN void mvx_signature_release(mvx_signature *sig);
+/* The number of arguments, or MVX_EINVAL for NULL. */
+MVX_EXTERN int mvx_signature_arg_count(const mvx_signature *sig);
+/* The size of the return value in bytes (0 for void or NULL): a call task's output size. */
+MVX_EXTERN size_t mvx_signature_return_size(const mvx_signature *sig);
+
+#define MVX_CALL_BLOCKING 0x1u /* run the call on the blocking pool, not on a worker */
+
+/* Spawns a task that calls fn(args...) through libffi, as described by sig, and completes with
+ * the return value as its output (mvx_signature_return_size(sig) bytes; take it with
+ * mvx_join_take). args[i] points at the i-th argument's value; the values are copied at spawn,
+ * so args may go away on return. Memory an argument points to (a ptr argument) stays the
+ * caller's: it must remain valid until the task has finished. The task keeps a reference on sig.
+ * flags: 0 runs fn on a worker (short, non-blocking functions), MVX_CALL_BLOCKING on the
+ * blocking pool. Returns as mvx_spawn (MVX_EINVAL also for NULL fn, sig, or args when sig has
+ * arguments). Any thread. */
+MVX_EXTERN int mvx_spawn_call(mvx_runtime *rt, void (*fn)(void), const mvx_signature *sig,
+                              void *const *args, unsigned flags, mvx_join_handle **join);
 
 /* ============================================================================================= */
 /* Local task sets                                                                                */

@@ -18,12 +18,12 @@ struct mvx__page {
 _Static_assert(sizeof(struct mvx__page) <= MVX__PAGE_HEADER, "page header too big");
 
 #define SEGMENT_SIZE (MVX__PAGE_SIZE * MVX__SEGMENT_PAGES)
-#define CLOSED ((struct mvx__task *)(uintptr_t)1)
+#define CLOSED       ((struct mvx__task *)(uintptr_t)1)
 
 static const uint16_t class_size[MVX__NCLASSES] = {
-    64,   80,   96,   112,  128,  160,  192,  224,  256,   320,   384,   448,   512,   640,  768,
-    896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584,  4096,  5120,  6144,  7168,  8192, 10240,
-    12288, 14336, 16384,
+    64,   80,   96,   112,  128,  160,  192,  224,   256,   320,   384,
+    448,  512,  640,  768,  896,  1024, 1280, 1536,  1792,  2048,  2560,
+    3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
 };
 
 MVX_TLS struct mvx__heap *mvx__tl_heap;
@@ -214,8 +214,8 @@ void mvx__slot_free(struct mvx__task *t)
             return;
         }
         atomic_store_explicit(&t->next, head, mvx__relaxed);
-    } while (!atomic_compare_exchange_weak_explicit(&h->remote, &head, t, mvx__release,
-                                                    mvx__relaxed));
+    } while (
+        !atomic_compare_exchange_weak_explicit(&h->remote, &head, t, mvx__release, mvx__relaxed));
 }
 
 /* ---- closing and lifetime ---- */

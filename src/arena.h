@@ -27,32 +27,32 @@
 
 #include <pthread.h>
 
-#define MVX__PAGE_SIZE ((size_t)65536)
-#define MVX__PAGE_HEADER 64
+#define MVX__PAGE_SIZE     ((size_t)65536)
+#define MVX__PAGE_HEADER   64
 #define MVX__SEGMENT_PAGES 32
-#define MVX__SLOT_MAX 16384
-#define MVX__NCLASSES 33
+#define MVX__SLOT_MAX      16384
+#define MVX__NCLASSES      33
 
 struct mvx__task;
 struct mvx__arena;
 
 struct mvx__heap {
     struct mvx__arena *arena;
-    struct mvx__task *free[MVX__NCLASSES];    /* owner only */
-    struct mvx__page *carve[MVX__NCLASSES];   /* owner only: page with uncarved slots */
-    uint64_t allocs, local_frees, collected;  /* owner only; live = allocs - frees - collected */
-    struct mvx__heap *all_next;               /* arena->heaps list (arena lock) */
-    struct mvx__heap *pool_next;              /* arena->pool of unleased outside heaps */
-    bool worker_owned;                        /* closed by its worker, not by release */
+    struct mvx__task *free[MVX__NCLASSES];   /* owner only */
+    struct mvx__page *carve[MVX__NCLASSES];  /* owner only: page with uncarved slots */
+    uint64_t allocs, local_frees, collected; /* owner only; live = allocs - frees - collected */
+    struct mvx__heap *all_next;              /* arena->heaps list (arena lock) */
+    struct mvx__heap *pool_next;             /* arena->pool of unleased outside heaps */
+    bool worker_owned;                       /* closed by its worker, not by release */
     _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic remote; /* stack of remote frees */
 };
 
 struct mvx__arena {
-    pthread_mutex_t lock;     /* segments, heaps list, pool */
-    uint64_t id;              /* process-unique, never reused: thread caches match on it */
+    pthread_mutex_t lock; /* segments, heaps list, pool */
+    uint64_t id;          /* process-unique, never reused: thread caches match on it */
     char **segments;
     size_t nsegments, cap_segments;
-    unsigned next_page;       /* next unused page of the newest segment */
+    unsigned next_page; /* next unused page of the newest segment */
     struct mvx__heap *heaps;
     struct mvx__heap *pool;
     struct mvx__arena *registry_next;
@@ -91,6 +91,7 @@ void mvx__arena_unref(struct mvx__arena *arena);
 
 /* Calls visit(slot, arg) for every slot whose state word is not 0, in every assigned page.
  * Slots may be allocated and freed meanwhile: visit must use atomic operations on the state. */
-void mvx__arena_walk(struct mvx__arena *arena, void (*visit)(struct mvx__task *, void *), void *arg);
+void mvx__arena_walk(struct mvx__arena *arena, void (*visit)(struct mvx__task *, void *),
+                     void *arg);
 
 #endif

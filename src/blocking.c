@@ -151,19 +151,14 @@ static void start_thread(struct mvx__blocking *pool)
 MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                                   mvx_join_handle **join)
 {
-    if (!rt)
-        return mvx__error(MVX_EINVAL, "mvx_spawn_blocking: rt is NULL");
-    int r = mvx__check_vtable("mvx_spawn_blocking", vtable, state);
-    struct mvx__task_layout layout;
-    if (r || (r = mvx__task_layout("mvx_spawn_blocking", vtable, false, &layout)))
-        return r;
-    if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
-        return mvx__error(MVX_ESHUTDOWN, "mvx_spawn_blocking: the runtime is shut down");
-    struct mvx__heap *heap = mvx__runtime_heap(rt);
-    struct mvx__task *t = heap ? mvx__heap_alloc(heap, mvx__size_class(layout.size)) : NULL;
-    if (!t)
-        return mvx__error(MVX_ENOMEM, "mvx_spawn_blocking: out of memory");
-    struct mvx__blocking *pool = &rt->blocking;
+    return mvx__spawn("mvx_spawn_blocking", rt, rt ? &rt->blocking.base : NULL, vtable, state, join,
+                      0);
+}
+
+int mvx__blocking_submit(struct mvx__blocking *pool, struct mvx__task *t, const mvx_task_vtable *vt,
+                         void *state, const struct mvx__task_layout *layout, uint8_t flags,
+                         mvx_join_handle **join)
+{
     pthread_mutex_lock(&pool->lock);
     if (pool->shutdown) {
         /* Never published (its state word is still 0): nobody else has seen it. */
@@ -171,7 +166,7 @@ MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable
         mvx__slot_free(t);
         return mvx__error(MVX_ESHUTDOWN, "mvx_spawn_blocking: the runtime is shut down");
     }
-    mvx__task_init(t, vtable, state, &layout, &pool->base, 0, join != NULL);
+    mvx__task_init(t, vt, state, layout, &pool->base, flags, join != NULL);
     if (join)
         *join = (mvx_join_handle *)t;
     atomic_store_explicit(&t->next, NULL, mvx__relaxed);

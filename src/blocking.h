@@ -15,15 +15,15 @@ struct mvx__blocking_thread;
 struct mvx__blocking {
     struct mvx__sched base; /* kind MVX__SCHED_BLOCKING: blocking tasks point here */
     struct mvx_runtime *rt;
-    pthread_mutex_t lock;     /* everything below */
-    pthread_cond_t work;      /* idle threads wait for a job */
-    pthread_cond_t gone;      /* shutdown waits for threads to exit */
+    pthread_mutex_t lock;          /* everything below */
+    pthread_cond_t work;           /* idle threads wait for a job */
+    pthread_cond_t gone;           /* shutdown waits for threads to exit */
     struct mvx__task *head, *tail; /* queued jobs, FIFO, linked through task->next */
     unsigned threads, idle, running, queued, max;
-    int64_t keep_alive_ns;    /* < 0: forever */
+    int64_t keep_alive_ns; /* < 0: forever */
     uint64_t completed;
-    bool shutdown;            /* no new jobs; threads exit once idle */
-    bool detach;              /* released: exiting threads detach themselves */
+    bool shutdown;                       /* no new jobs; threads exit once idle */
+    bool detach;                         /* released: exiting threads detach themselves */
     struct mvx__blocking_thread *exited; /* exited, not joined yet */
 };
 
@@ -32,6 +32,11 @@ extern MVX_TLS struct mvx_runtime *mvx__tl_blocking_rt;
 int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsigned max,
                        int64_t keep_alive_ns);
 void mvx__blocking_fini(struct mvx__blocking *pool);
+/* Initialises a freshly allocated task as a pool job and queues it, starting a thread if none
+ * is idle and the maximum allows; MVX_ESHUTDOWN (the slot freed) once shut down. */
+int mvx__blocking_submit(struct mvx__blocking *pool, struct mvx__task *t, const mvx_task_vtable *vt,
+                         void *state, const struct mvx__task_layout *layout, uint8_t flags,
+                         mvx_join_handle **join);
 /* Shutdown, first step: no new jobs; queued ones are cancelled (states dropped here). */
 void mvx__blocking_close(struct mvx__blocking *pool);
 /* Shutdown, second step: waits until `deadline_ns` for the threads; returns the jobs still

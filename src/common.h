@@ -13,11 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MVX_CACHE_LINE 64
-#define MVX_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MVX_CACHE_LINE  64
+#define MVX_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MVX_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define MVX_NOINLINE __attribute__((noinline))
-#define MVX_UNUSED __attribute__((unused))
+#define MVX_NOINLINE    __attribute__((noinline))
+#define MVX_UNUSED      __attribute__((unused))
 /* The hottest thread-locals: initial-exec avoids __tls_get_addr; they are a few bytes, well inside
  * the static TLS surplus glibc keeps for dlopen()ed libraries. */
 #define MVX_TLS _Thread_local __attribute__((tls_model("initial-exec")))

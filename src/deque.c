@@ -54,7 +54,8 @@ static unsigned push_overflow(struct mvx__deque *q, uint64_t h, uint32_t tail, s
         return 0;
     struct mvx__task *prev = NULL;
     for (uint32_t i = 0; i < half; i++) {
-        struct mvx__task *x = atomic_load_explicit(&q->buf[(real + i) & MVX__DEQUE_MASK], mvx__relaxed);
+        struct mvx__task *x =
+            atomic_load_explicit(&q->buf[(real + i) & MVX__DEQUE_MASK], mvx__relaxed);
         if (prev)
             atomic_store_explicit(&prev->next, x, mvx__relaxed);
         else
@@ -67,8 +68,8 @@ static unsigned push_overflow(struct mvx__deque *q, uint64_t h, uint32_t tail, s
     return half + 1;
 }
 
-unsigned mvx__deque_push(struct mvx__deque *q, struct mvx__task *t, struct mvx__task **overflow_first,
-                         struct mvx__task **overflow_last)
+unsigned mvx__deque_push(struct mvx__deque *q, struct mvx__task *t,
+                         struct mvx__task **overflow_first, struct mvx__task **overflow_last)
 {
     uint32_t tail = atomic_load_explicit(&q->tail, mvx__relaxed);
     for (;;) {

@@ -16,7 +16,7 @@
 
 #include "common.h"
 
-#define MVX__DEQUE_CAP 256u
+#define MVX__DEQUE_CAP  256u
 #define MVX__DEQUE_MASK (MVX__DEQUE_CAP - 1)
 
 struct mvx__task;
@@ -31,8 +31,8 @@ void mvx__deque_init(struct mvx__deque *q);
 
 /* Owner: pushes t; when full, moves half of the queue plus t into `overflow` (a linked chain the
  * caller hands to the global queue) and returns its length; 0 when t fitted. */
-unsigned mvx__deque_push(struct mvx__deque *q, struct mvx__task *t, struct mvx__task **overflow_first,
-                         struct mvx__task **overflow_last);
+unsigned mvx__deque_push(struct mvx__deque *q, struct mvx__task *t,
+                         struct mvx__task **overflow_first, struct mvx__task **overflow_last);
 /* Owner: pops the oldest task, or NULL. */
 struct mvx__task *mvx__deque_pop(struct mvx__deque *q);
 /* Owner: free room. */

@@ -77,7 +77,7 @@ MVX_EXTERN int mvx_version(void)
 }
 
 #define MVX__STR2(x) #x
-#define MVX__STR(x) MVX__STR2(x)
+#define MVX__STR(x)  MVX__STR2(x)
 
 MVX_EXTERN const char *mvx_version_string(void)
 {

@@ -29,7 +29,7 @@
 #include <sched.h>
 
 #define SEARCHING_MASK 0xffffu
-#define UNPARKED_ONE (1u << 16)
+#define UNPARKED_ONE   (1u << 16)
 
 static inline unsigned searching_of(uint32_t s)
 {
@@ -46,8 +46,8 @@ bool mvx__idle_try_search(struct mvx_runtime *rt)
     do {
         if (2 * searching_of(s) >= unparked_of(s))
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&rt->idle, &s, s + 1, mvx__seq_cst,
-                                                    mvx__seq_cst));
+    } while (
+        !atomic_compare_exchange_weak_explicit(&rt->idle, &s, s + 1, mvx__seq_cst, mvx__seq_cst));
     return true;
 }
 
@@ -78,8 +78,8 @@ static bool claim_sleeper(struct mvx_runtime *rt)
         struct mvx__worker *w = rt->workers[(start + i) % n];
         uint32_t expected = MVX__SLEEPING;
         if (atomic_load_explicit(&w->sleep, mvx__relaxed) == MVX__SLEEPING &&
-            atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN,
-                                                    mvx__seq_cst, mvx__relaxed)) {
+            atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
+                                                    mvx__relaxed)) {
             mvx__futex_wake(&w->sleep, 1);
             return true;
         }
@@ -150,8 +150,8 @@ void mvx__idle_sleep(struct mvx__worker *w)
     if (mvx__idle_work_visible(w) ||
         atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING) {
         uint32_t expected = MVX__SLEEPING;
-        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
-                                                    mvx__seq_cst, mvx__seq_cst)) {
+        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE, mvx__seq_cst,
+                                                    mvx__seq_cst)) {
             atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
             w->searching = true;
             return;

@@ -19,7 +19,7 @@ struct mvx__inject {
     _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic tail;
     /* Written only by the consumer; read by anyone asking whether the queue is empty. */
     _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic head;
-    _Atomic uint32_t consumer;                        /* try-lock: 1 while someone pops */
+    _Atomic uint32_t consumer; /* try-lock: 1 while someone pops */
     struct mvx__task stub;
 };
 

@@ -89,9 +89,10 @@ MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker)
 
 static bool would_deadlock(struct mvx__task *t)
 {
-    if (t->sched->kind == MVX__SCHED_RUNTIME)
-        return mvx__on_worker_of((struct mvx_runtime *)t->sched);
-    return mvx__local_is_owner(t->sched);
+    /* The task may finish, and its local set be freed, at any moment: no dereference. */
+    if (t->flags & MVX__TASK_LOCAL)
+        return mvx__local_is_owner(t->sched);
+    return mvx__on_worker_of((struct mvx_runtime *)t->sched);
 }
 
 MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)

@@ -21,7 +21,7 @@
 struct mvx_local_set {
     struct mvx__sched base; /* kind MVX__SCHED_LOCAL */
     struct mvx_runtime *rt;
-    const void *owner;      /* &tl_identity of the owner thread */
+    const void *owner; /* &tl_identity of the owner thread */
     struct mvx__inject queue;
     _Atomic uint32_t refs;     /* the owner's, schedulers in flight, ls wakers (run_until) */
     _Atomic uint32_t wake_seq; /* bumped by every remote schedule; the owner's futex */
@@ -29,15 +29,20 @@ struct mvx_local_set {
     _Atomic uint32_t notified; /* notify already woken since the owner last ran the set */
     _Atomic bool closed;
     mvx_waker notify;
-    struct mvx__task *live; /* owner only: polled, unfinished tasks */
+    struct mvx__task *live;            /* owner only: polled, unfinished tasks */
+    struct mvx_local_set *owned_next; /* owner only: the owner thread's list of sets */
 };
 
 static MVX_TLS char tl_identity;
 static MVX_TLS struct mvx_local_set *tl_running; /* the set the owner is driving now */
+static MVX_TLS struct mvx_local_set *tl_owned;   /* the sets this thread created, not freed */
 
 bool mvx__local_is_owner(const struct mvx__sched *sched)
 {
-    return ((const struct mvx_local_set *)sched)->owner == &tl_identity;
+    for (struct mvx_local_set *set = tl_owned; set; set = set->owned_next)
+        if (&set->base == sched)
+            return true;
+    return false;
 }
 
 struct mvx_runtime *mvx__local_current_runtime(void)
@@ -132,6 +137,8 @@ MVX_EXTERN int mvx_local_set_new(mvx_runtime *rt, const mvx_waker *notify, mvx_l
         return mvx__error(MVX_EINVAL, "mvx_local_set_new: notify waker cannot be cloned");
     }
     atomic_fetch_add_explicit(&rt->arena.refs, 1, mvx__relaxed); /* the set keeps rt alive */
+    set->owned_next = tl_owned;
+    tl_owned = set;
     *out = set;
     return 0;
 }
@@ -141,25 +148,9 @@ MVX_EXTERN int mvx_local_spawn(mvx_local_set *set, const mvx_task_vtable *vtable
 {
     if (!set)
         return mvx__error(MVX_EINVAL, "mvx_local_spawn: set is NULL");
-    int r = mvx__check_vtable("mvx_local_spawn", vtable, state);
-    struct mvx__task_layout layout;
-    if (r || (r = mvx__task_layout("mvx_local_spawn", vtable, true, &layout)))
-        return r;
-    struct mvx_runtime *rt = set->rt;
-    if (atomic_load_explicit(&set->closed, mvx__acquire) ||
-        atomic_load_explicit(&rt->phase, mvx__acquire) != MVX__PHASE_RUNNING)
-        return mvx__error(MVX_ESHUTDOWN, "mvx_local_spawn: the set or its runtime is shut down");
-    struct mvx__heap *heap = mvx__runtime_heap(rt);
-    struct mvx__task *t = heap ? mvx__heap_alloc(heap, mvx__size_class(layout.size)) : NULL;
-    if (!t)
-        return mvx__error(MVX_ENOMEM, "mvx_local_spawn: out of memory");
-    mvx__task_links(t)->prev = t; /* not linked yet */
-    mvx__task_links(t)->next = NULL;
-    mvx__task_init(t, vtable, state, &layout, &set->base, MVX__TASK_LOCAL, join != NULL);
-    if (join)
-        *join = (mvx_join_handle *)t;
-    mvx__local_schedule(set, t);
-    return 0;
+    if (atomic_load_explicit(&set->closed, mvx__acquire))
+        return mvx__error(MVX_ESHUTDOWN, "mvx_local_spawn: the set is freed");
+    return mvx__spawn("mvx_local_spawn", set->rt, &set->base, vtable, state, join, MVX__TASK_LOCAL);
 }
 
 /* ---- driving ---- */
@@ -217,8 +208,8 @@ static void set_waker_wake(void *data)
     set_unref(data);
 }
 static const mvx_waker_vtable set_waker_vt = {
-    sizeof(mvx_waker_vtable), set_waker_clone, set_waker_wake, set_waker_wake_by_ref,
-    set_waker_drop,
+    sizeof(mvx_waker_vtable), set_waker_clone, set_waker_wake,
+    set_waker_wake_by_ref,    set_waker_drop,
 };
 
 MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *until,
@@ -279,6 +270,11 @@ MVX_EXTERN int mvx_local_set_free(mvx_local_set *set)
         if (!mvx__inject_maybe_nonempty(&set->queue))
             sched_yield(); /* a waker elsewhere is between its CAS and its push */
     }
+    for (struct mvx_local_set **p = &tl_owned; *p; p = &(*p)->owned_next)
+        if (*p == set) {
+            *p = set->owned_next;
+            break;
+        }
     set_unref(set);
     return 0;
 }
@@ -292,7 +288,8 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
         return mvx__error(MVX_EINVAL, "mvx_block_on: rt is NULL");
     if (mvx__on_worker_of(rt))
         return mvx__error(MVX_EDEADLK, "mvx_block_on: called from a worker of rt");
-    int r = mvx__check_vtable("mvx_block_on", vtable, state);
+    uint8_t flags = 0;
+    int r = mvx__check_vtable("mvx_block_on", vtable, state, &flags);
     if (r)
         return r;
     if (vtable->output_size != output_size || (output_size && !output))

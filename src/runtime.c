@@ -3,6 +3,7 @@
  */
 #include "runtime.h"
 #include "local.h"
+#include "signature.h"
 #include "worker.h"
 
 #include <limits.h>
@@ -11,19 +12,23 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_WORKERS 1024
-#define DEFAULT_MAX_BLOCKING 512
+#define MAX_WORKERS           1024
+#define DEFAULT_MAX_BLOCKING  512
 #define DEFAULT_KEEP_ALIVE_NS ((int64_t)10 * 1000000000)
+
+/* The first release's config ends at hook_data; later fields are optional in `size`. */
+#define CONFIG_MIN_SIZE (offsetof(mvx_runtime_config, hook_data) + sizeof(void *))
 
 MVX_EXTERN int mvx_runtime_config_init(mvx_runtime_config *config, size_t config_size)
 {
     if (!config)
         return mvx__error(MVX_EINVAL, "mvx_runtime_config_init: config is NULL");
-    if (config_size < sizeof(mvx_runtime_config))
+    if (config_size < CONFIG_MIN_SIZE)
         return mvx__error(MVX_EINVAL, "mvx_runtime_config_init: config_size %zu is below %zu",
-                          config_size, sizeof(mvx_runtime_config));
-    memset(config, 0, sizeof *config);
-    config->size = sizeof *config;
+                          config_size, CONFIG_MIN_SIZE);
+    size_t n = config_size < sizeof *config ? config_size : sizeof *config;
+    memset(config, 0, n); /* every default is 0 */
+    config->size = n;
     return 0;
 }
 
@@ -88,10 +93,10 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
     mvx_runtime_config c;
     mvx_runtime_config_init(&c, sizeof c);
     if (config) {
-        if (config->size < sizeof(mvx_runtime_config))
+        if (config->size < CONFIG_MIN_SIZE)
             return mvx__error(MVX_EINVAL, "mvx_runtime_new: config->size %zu is below %zu",
-                              config->size, sizeof(mvx_runtime_config));
-        memcpy(&c, config, sizeof c);
+                              config->size, CONFIG_MIN_SIZE);
+        memcpy(&c, config, config->size < sizeof c ? config->size : sizeof c);
     }
     if (c.worker_threads > MAX_WORKERS)
         return mvx__error(MVX_EINVAL, "mvx_runtime_new: %u worker threads is above the limit %d",
@@ -218,33 +223,47 @@ void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yie
     mvx__idle_notify(rt);
 }
 
-MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
-                         mvx_join_handle **join)
+int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
+               const mvx_task_vtable *vt, void *state, mvx_join_handle **join, uint8_t flags)
 {
     if (!rt)
-        return mvx__error(MVX_EINVAL, "mvx_spawn: rt is NULL");
-    int r = mvx__check_vtable("mvx_spawn", vtable, state);
+        return mvx__error(MVX_EINVAL, "%s: rt is NULL", fn);
+    int r = mvx__check_vtable(fn, vt, state, &flags);
     struct mvx__task_layout layout;
-    if (r || (r = mvx__task_layout("mvx_spawn", vtable, false, &layout)))
+    if (r || (r = mvx__task_layout(fn, vt, flags & MVX__TASK_LOCAL, &layout)))
         return r;
     if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
-        return mvx__error(MVX_ESHUTDOWN, "mvx_spawn: the runtime is shut down");
+        return mvx__error(MVX_ESHUTDOWN, "%s: the runtime is shut down", fn);
     struct mvx__worker *w = mvx__tl_worker;
     bool on_worker = w && w->rt == rt;
     struct mvx__heap *heap = on_worker ? w->heap : mvx__arena_thread_heap(&rt->arena);
     struct mvx__task *t = heap ? mvx__heap_alloc(heap, mvx__size_class(layout.size)) : NULL;
     if (!t)
-        return mvx__error(MVX_ENOMEM, "mvx_spawn: out of memory");
-    mvx__task_init(t, vtable, state, &layout, &rt->base, 0, join != NULL);
+        return mvx__error(MVX_ENOMEM, "%s: out of memory", fn);
+    if (flags & MVX__TASK_LOCAL) {
+        mvx__task_links(t)->prev = t; /* not on the owner's list until its first poll */
+        mvx__task_links(t)->next = NULL;
+    }
+    if (where->kind == MVX__SCHED_BLOCKING)
+        return mvx__blocking_submit(&rt->blocking, t, vt, state, &layout, flags, join);
+    mvx__task_init(t, vt, state, &layout, where, flags, join != NULL);
     if (join)
         *join = (mvx_join_handle *)t;
-    if (on_worker) {
+    if (where->kind == MVX__SCHED_LOCAL) {
+        mvx__local_schedule((struct mvx_local_set *)where, t);
+    } else if (on_worker) {
         mvx__stat_inc(&w->local_spawns);
         mvx__worker_schedule(w, t, false);
     } else {
         mvx__runtime_schedule(rt, t, false);
     }
     return 0;
+}
+
+MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
+                         mvx_join_handle **join)
+{
+    return mvx__spawn("mvx_spawn", rt, rt ? &rt->base : NULL, vtable, state, join, 0);
 }
 
 /* ---- shutdown ---- */
@@ -259,7 +278,8 @@ static void sweep_visit(struct mvx__task *t, void *arg)
     struct sweep *sw = arg;
     if (!mvx__task_try_ref(t))
         return; /* free, or being freed */
-    if (t->sched->kind == MVX__SCHED_BLOCKING) {
+    /* Compare, never dereference, t->sched: a finished local task may outlive its set. */
+    if (t->sched == &sw->rt->blocking.base) {
         /* The pool cancels its queued jobs itself; running ones may finish with their output. */
         mvx__task_ref_dec(t);
         return;

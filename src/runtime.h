@@ -34,6 +34,11 @@ struct mvx_runtime {
     void *hook_data;
 };
 
+/* Every spawn function: validates, allocates (from the calling thread's heap), initialises and
+ * hands the task to `where` (the runtime itself, a local set, or the blocking pool). */
+int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
+               const mvx_task_vtable *vt, void *state, mvx_join_handle **join, uint8_t flags);
+
 /* Hands a SCHEDULED task to the runtime: the current worker's queue when called on one of rt's
  * workers (LIFO slot, or the back of the queue for a yield), the global queue otherwise. */
 void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yield);

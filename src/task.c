@@ -8,6 +8,7 @@
 #include "futex.h"
 #include "local.h"
 #include "runtime.h"
+#include "signature.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +26,17 @@ static bool valid_align(size_t a)
     return a == 0 || (a <= 16 && (a & (a - 1)) == 0);
 }
 
-int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *state)
+/* The first release's vtable ends before the optional signature fields. */
+#define VTABLE_MIN_SIZE       offsetof(mvx_task_vtable, poll_signature)
+#define VTABLE_HAS(vt, field) ((vt)->size >= offsetof(mvx_task_vtable, field) + sizeof((vt)->field))
+
+int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *state, uint8_t *flags)
 {
     if (!vt)
         return mvx__error(MVX_EINVAL, "%s: vtable is NULL", fn);
-    if (vt->size < sizeof(mvx_task_vtable))
+    if (vt->size < VTABLE_MIN_SIZE)
         return mvx__error(MVX_EINVAL, "%s: vtable->size is %zu, expected at least %zu", fn,
-                          vt->size, sizeof(mvx_task_vtable));
+                          vt->size, VTABLE_MIN_SIZE);
     if (!vt->poll)
         return mvx__error(MVX_EINVAL, "%s: vtable->poll is NULL", fn);
     if (!valid_align(vt->state_align) || !valid_align(vt->output_align))
@@ -45,6 +50,13 @@ int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *sta
     if (vt->state_size > 0 && !state)
         return mvx__error(MVX_EINVAL, "%s: state is NULL but vtable->state_size is %zu", fn,
                           vt->state_size);
+    if (VTABLE_HAS(vt, drop_signature) && (vt->poll_signature || vt->drop_signature)) {
+        int r = mvx__check_foreign_signatures(fn, vt);
+        if (r)
+            return r;
+        *flags |= (vt->poll_signature ? MVX__TASK_FFI_POLL : 0) |
+                  (vt->drop_signature ? MVX__TASK_FFI_DROP : 0);
+    }
     return 0;
 }
 
@@ -108,7 +120,10 @@ void mvx__task_dealloc(struct mvx__task *t)
     uint64_t s = atomic_load_explicit(&t->state, mvx__acquire);
     if (s & MVX__JOIN_WAKER)
         mvx_waker_drop(&t->join_waker);
+    struct mvx_signature *sig =
+        (t->flags & MVX__TASK_CALL) ? mvx__signature_of_call_vt(t->vt) : NULL;
     mvx__slot_free(t);
+    mvx_signature_release(sig);
 }
 
 void mvx__task_ref_inc(struct mvx__task *t)
@@ -209,8 +224,18 @@ void mvx__task_request_cancel(struct mvx__task *t)
 
 static void drop_state(struct mvx__task *t)
 {
-    if (t->vt->drop)
+    if (MVX_UNLIKELY(t->flags & MVX__TASK_FFI_DROP))
+        mvx__ffi_drop(t->vt, mvx__task_state(t));
+    else if (t->vt->drop)
         t->vt->drop(mvx__task_state(t));
+}
+
+/* The native signature takes the direct call; a foreign one goes through its prepared cif. */
+static inline int poll_task(struct mvx__task *t, struct mvx_context *cx)
+{
+    if (MVX_UNLIKELY(t->flags & MVX__TASK_FFI_POLL))
+        return mvx__ffi_poll(t->vt, mvx__task_state(t), cx, mvx__task_output(t));
+    return t->vt->poll(mvx__task_state(t), cx, mvx__task_output(t));
 }
 
 static void drop_outcome(struct mvx__task *t, bool failed)
@@ -253,8 +278,8 @@ static void finish(struct mvx__task *t, uint64_t lifecycle, bool failed)
         keep_ref = (cur & (MVX__JOIN_WAKER | MVX__JOIN_BLOCKED)) || drop_after;
         if (!keep_ref)
             next -= MVX__REF_ONE;
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &cur, next, mvx__acq_rel,
-                                                    mvx__acquire));
+    } while (
+        !atomic_compare_exchange_weak_explicit(&t->state, &cur, next, mvx__acq_rel, mvx__acquire));
     if (drop_after)
         drop_outcome(t, failed);
     notify_joiner(t, cur);
@@ -322,7 +347,8 @@ static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_re
         cx->fail_message = NULL;
     } else {
         rec->code = MVX_EFAILED;
-        rec->message = strdup("task panicked (poll returned MVX_POLL_FAILED without a description)");
+        rec->message =
+            strdup("task panicked (poll returned MVX_POLL_FAILED without a description)");
     }
     rec->payload = cx->failed ? cx->fail_payload : NULL;
     rec->payload_drop = cx->failed ? cx->fail_drop : NULL;
@@ -397,7 +423,8 @@ static enum after_pending transition_after_pending(struct mvx__task *t)
 void mvx__task_run(struct mvx__task *t)
 {
     /* SCHEDULED -> RUNNING is +1 on the lifecycle, and NOTIFIED is never set while SCHEDULED. */
-    uint64_t old = atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
+    uint64_t old =
+        atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
     if (old & MVX__CANCEL) {
         mvx__task_cancel_popped(t);
         return;
@@ -406,7 +433,7 @@ void mvx__task_run(struct mvx__task *t)
         .waker = {&mvx__task_waker_vt, t},
         .task = t,
     };
-    int r = t->vt->poll(mvx__task_state(t), &cx, mvx__task_output(t));
+    int r = poll_task(t, &cx);
     if (MVX_LIKELY(r == MVX_POLL_PENDING)) {
         if (MVX_UNLIKELY(cx.failed))
             discard_fail(&cx);
@@ -436,7 +463,8 @@ void mvx__task_run(struct mvx__task *t)
 
 void mvx__task_run_once(struct mvx__task *t)
 {
-    uint64_t old = atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
+    uint64_t old =
+        atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
     if (old & MVX__CANCEL) {
         mvx__task_cancel_popped(t);
         return;
@@ -445,7 +473,7 @@ void mvx__task_run_once(struct mvx__task *t)
         .waker = {&mvx__task_waker_vt, t},
         .task = t,
     };
-    int r = t->vt->poll(mvx__task_state(t), &cx, mvx__task_output(t));
+    int r = poll_task(t, &cx);
     bool aborted = atomic_load_explicit(&t->state, mvx__acquire) & MVX__CANCEL;
     if (r == MVX_POLL_READY) {
         if (MVX_UNLIKELY(cx.failed))
@@ -491,8 +519,8 @@ static void task_waker_drop(void *data)
 }
 
 const mvx_waker_vtable mvx__task_waker_vt = {
-    sizeof(mvx_waker_vtable), task_waker_clone, task_waker_wake, task_waker_wake_by_ref,
-    task_waker_drop,
+    sizeof(mvx_waker_vtable), task_waker_clone, task_waker_wake,
+    task_waker_wake_by_ref,   task_waker_drop,
 };
 
 void mvx__schedule(struct mvx__task *t, bool yield)

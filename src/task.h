@@ -60,19 +60,22 @@ enum {
     MVX__CANCELLED = 4,
 };
 
-#define MVX__LIFECYCLE ((uint64_t)0x7)
-#define MVX__NOTIFIED ((uint64_t)1 << 3)
-#define MVX__CANCEL ((uint64_t)1 << 4)
-#define MVX__JOIN ((uint64_t)1 << 5)
-#define MVX__JOIN_WAKER ((uint64_t)1 << 6)
+#define MVX__LIFECYCLE    ((uint64_t)0x7)
+#define MVX__NOTIFIED     ((uint64_t)1 << 3)
+#define MVX__CANCEL       ((uint64_t)1 << 4)
+#define MVX__JOIN         ((uint64_t)1 << 5)
+#define MVX__JOIN_WAKER   ((uint64_t)1 << 6)
 #define MVX__JOIN_BLOCKED ((uint64_t)1 << 7)
-#define MVX__FAILED ((uint64_t)1 << 8)
-#define MVX__REF_SHIFT 32
-#define MVX__REF_ONE ((uint64_t)1 << MVX__REF_SHIFT)
+#define MVX__FAILED       ((uint64_t)1 << 8)
+#define MVX__REF_SHIFT    32
+#define MVX__REF_ONE      ((uint64_t)1 << MVX__REF_SHIFT)
 
 /* task->flags */
-#define MVX__TASK_INLINE 0x1 /* the state area holds the state itself, not a pointer to it */
-#define MVX__TASK_LOCAL 0x2  /* scheduled by a local set; local links follow the header */
+#define MVX__TASK_INLINE   0x1 /* the state area holds the state itself, not a pointer to it */
+#define MVX__TASK_LOCAL    0x2 /* scheduled by a local set; local links follow the header */
+#define MVX__TASK_CALL     0x4 /* a call task: holds a reference on the signature owning its vtable */
+#define MVX__TASK_FFI_POLL 0x8  /* vt->poll has vt->poll_signature: called through libffi */
+#define MVX__TASK_FFI_DROP 0x10 /* vt->drop has vt->drop_signature */
 
 /* What a task's scheduler field points at: a runtime or a local set. */
 enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3 };
@@ -84,6 +87,8 @@ struct mvx__task {
     _Atomic uint64_t state;
     struct mvx__task *_Atomic next; /* queue link (inject, local set) or free-list link */
     const mvx_task_vtable *vt;
+    /* Dereference only while the task is unfinished: a local set is freed once its tasks have
+     * finished, even if some are still referenced (a runtime outlives its tasks). */
     struct mvx__sched *sched;
     mvx_waker join_waker;
     uint32_t output_off;
@@ -160,8 +165,9 @@ struct mvx__task_layout {
 int mvx__task_layout(const char *fn, const mvx_task_vtable *vt, bool local,
                      struct mvx__task_layout *out);
 
-/* Validates the spawn arguments shared by every spawn function. */
-int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *state);
+/* Validates the spawn arguments shared by every spawn function; adds the FFI flags the vtable
+ * asks for to *flags. */
+int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *state, uint8_t *flags);
 
 /* Initialises a freshly allocated slot as a SCHEDULED task and publishes its state word. */
 void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt, void *state,

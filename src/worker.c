@@ -18,8 +18,8 @@
 #include <string.h>
 
 #define GLOBAL_INTERVAL 31
-#define LIFO_MAX 3
-#define INJECT_BATCH 128
+#define LIFO_MAX        3
+#define INJECT_BATCH    128
 
 MVX_TLS struct mvx__worker *mvx__tl_worker;
 

@@ -48,8 +48,13 @@ static int where_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable where_vt = {
-    sizeof(mvx_task_vtable), where_poll, count_drop, NULL, sizeof(void *), _Alignof(void *),
-    sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = where_poll,
+    .drop = count_drop,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 START_TEST(a_job_runs_once_on_a_pool_thread)
@@ -168,7 +173,7 @@ START_TEST(abort_of_a_running_job_drops_its_output)
     mvx_spawn_blocking(rt, &gate_vt, &g, &jh);
     gate_wait_entered(&g, 1);
     mvx_join_abort(jh);
-    atomic_store(&g.open, 1); /* it runs to its end... */
+    atomic_store(&g.open, 1);                                     /* it runs to its end... */
     ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), MVX_ECANCELLED); /* ...and its output goes */
     ck_assert_int_eq(atomic_load(&g_output_drops), 1);
     ck_assert_int_eq(atomic_load(&g_drops), 1);
@@ -299,8 +304,12 @@ static int parent_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable parent_vt = {
-    sizeof(mvx_task_vtable), parent_poll, NULL, NULL, sizeof(struct parent),
-    _Alignof(struct parent), sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = parent_poll,
+    .state_size = sizeof(struct parent),
+    .state_align = _Alignof(struct parent),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 START_TEST(a_task_awaits_a_blocking_job)

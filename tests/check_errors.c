@@ -67,7 +67,8 @@ END_TEST
 START_TEST(bad_configs_are_rejected)
 {
     mvx_runtime_config cfg;
-    ck_assert_int_eq(mvx_runtime_config_init(&cfg, sizeof cfg - 1), MVX_EINVAL);
+    size_t first_release = offsetof(mvx_runtime_config, hook_data) + sizeof(void *);
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, first_release - 1), MVX_EINVAL);
     mvx_runtime_config_init(&cfg, sizeof cfg);
     mvx_runtime *rt = (mvx_runtime *)0x1;
     cfg.worker_threads = 100000;
@@ -82,6 +83,41 @@ START_TEST(bad_configs_are_rejected)
 }
 END_TEST
 
+/* A program built against the first release passes smaller structs: they still work, and the
+ * fields they do not know take their defaults. */
+START_TEST(structs_of_the_first_release_size_are_accepted)
+{
+    mvx_runtime_config cfg;
+    memset(&cfg, 0xee, sizeof cfg); /* garbage beyond the old size must not be read */
+    size_t old_config = offsetof(mvx_runtime_config, hook_data) + sizeof(void *);
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, old_config), 0);
+    ck_assert_uint_eq(cfg.size, old_config);
+    ck_assert_uint_eq(cfg.max_blocking_threads, 0xeeeeeeeeu); /* untouched */
+    cfg.worker_threads = 1;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    mvx_task_vtable vt = yielder_vt;
+    vt.size = offsetof(mvx_task_vtable, poll_signature);
+    vt.poll_signature = (const mvx_signature *)0x1; /* beyond size: never read */
+    struct yielder y = {2, 5};
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    mvx_join_release(jh);
+    mvx_blocking_stats st = {.size = sizeof st};
+    mvx_join_handle *b;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &vt, &y, &b), 0);
+    ck_assert_int_eq(mvx_join_wait(b, 5 * SEC), MVX_EFAILED); /* it yields: pending */
+    mvx_join_release(b);
+    for (int tries = 0; st.completed != 1 && tries < 5000; tries++) { /* counted just after */
+        ck_assert_int_eq(mvx_runtime_blocking_stats(rt, &st), 0);
+        usleep(1000);
+    }
+    ck_assert_uint_eq(st.completed, 1);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 START_TEST(bad_vtables_are_rejected)
 {
     mvx_runtime *rt = new_runtime(1);
@@ -89,7 +125,7 @@ START_TEST(bad_vtables_are_rejected)
     struct yielder y = {0, 0};
     mvx_join_handle *jh = (mvx_join_handle *)0x1;
     ck_assert_int_eq(mvx_spawn(rt, NULL, &y, &jh), MVX_EINVAL);
-    vt.size = 8;
+    vt.size = offsetof(mvx_task_vtable, poll_signature) - 1;
     ck_assert_int_eq(mvx_spawn(rt, &vt, &y, &jh), MVX_EINVAL);
     ck_assert_ptr_nonnull(strstr(mvx_last_error(), "vtable->size"));
     vt = yielder_vt;
@@ -110,7 +146,7 @@ START_TEST(bad_vtables_are_rejected)
     ck_assert_ptr_nonnull(strstr(mvx_last_error(), "MVX_INLINE_MAX"));
     vt = yielder_vt;
     ck_assert_int_eq(mvx_spawn(rt, &vt, NULL, &jh), MVX_EINVAL); /* inline state from NULL */
-    ck_assert_ptr_eq(jh, (mvx_join_handle *)0x1);                 /* untouched on failure */
+    ck_assert_ptr_eq(jh, (mvx_join_handle *)0x1);                /* untouched on failure */
     ck_assert_int_eq(mvx_runtime_release(rt), 0);
 }
 END_TEST
@@ -127,7 +163,12 @@ static int big_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable big_vt = {
-    sizeof(mvx_task_vtable), big_poll, NULL, NULL, MVX_INLINE_MAX - 8, 1, 8, 8,
+    .size = sizeof(mvx_task_vtable),
+    .poll = big_poll,
+    .state_size = MVX_INLINE_MAX - 8,
+    .state_align = 1,
+    .output_size = 8,
+    .output_align = 8,
 };
 
 START_TEST(the_largest_inline_state_is_accepted)
@@ -270,13 +311,20 @@ static int fail_then_ready_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable bad_return_vt = {
-    sizeof(mvx_task_vtable), bad_return_poll, count_drop, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = bad_return_poll,
+    .drop = count_drop,
 };
 static const mvx_task_vtable silent_fail_vt = {
-    sizeof(mvx_task_vtable), silent_fail_poll, count_drop, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = silent_fail_poll,
+    .drop = count_drop,
 };
 static const mvx_task_vtable fail_then_ready_vt = {
-    sizeof(mvx_task_vtable), fail_then_ready_poll, NULL, NULL, 0, 0, sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = fail_then_ready_poll,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 START_TEST(invalid_poll_results_become_failures)
@@ -323,6 +371,7 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, last_error_names_the_function_and_the_problem);
     tcase_add_test(tc, runtime_functions_reject_null);
     tcase_add_test(tc, bad_configs_are_rejected);
+    tcase_add_test(tc, structs_of_the_first_release_size_are_accepted);
     tcase_add_test(tc, bad_vtables_are_rejected);
     tcase_add_test(tc, the_largest_inline_state_is_accepted);
     tcase_add_test(tc, join_and_waker_functions_reject_null);

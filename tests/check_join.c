@@ -313,8 +313,13 @@ static void awaiter_drop(void *state)
         mvx_join_release(a->child);
 }
 static const mvx_task_vtable awaiter_vt = {
-    sizeof(mvx_task_vtable), awaiter_poll, awaiter_drop, NULL, sizeof(struct awaiter),
-    _Alignof(struct awaiter), sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = awaiter_poll,
+    .drop = awaiter_drop,
+    .state_size = sizeof(struct awaiter),
+    .state_align = _Alignof(struct awaiter),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 START_TEST(a_task_awaits_another_tasks_join_handle)
@@ -350,7 +355,8 @@ static int blocker_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable blocker_vt = {
-    sizeof(mvx_task_vtable), blocker_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = blocker_poll,
 };
 
 START_TEST(blocking_wait_from_a_worker_is_edeadlk)

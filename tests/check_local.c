@@ -41,7 +41,9 @@ static void where_drop(void *state)
     atomic_fetch_add(&g_drops, 1);
 }
 static const mvx_task_vtable where_vt = {
-    sizeof(mvx_task_vtable), where_poll, where_drop, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = where_poll,
+    .drop = where_drop,
 };
 
 START_TEST(tasks_run_only_while_the_owner_drives_the_set)
@@ -150,8 +152,12 @@ static int local_awaiter_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable local_awaiter_vt = {
-    sizeof(mvx_task_vtable), local_awaiter_poll, NULL, NULL, sizeof(struct local_awaiter),
-    _Alignof(struct local_awaiter), sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = local_awaiter_poll,
+    .state_size = sizeof(struct local_awaiter),
+    .state_align = _Alignof(struct local_awaiter),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 START_TEST(local_task_awaits_a_runtime_task)
@@ -230,7 +236,7 @@ static void *call_from_other_thread(void *arg)
     f->free_result = mvx_local_set_free(f->set);
     struct yielder y = {0, 1};
     f->spawn = mvx_local_spawn(f->set, &yielder_vt, &y, NULL); /* allowed from any thread */
-    f->wait = mvx_join_wait(f->jh, 20 * MS); /* allowed: the owner may run it */
+    f->wait = mvx_join_wait(f->jh, 20 * MS);                   /* allowed: the owner may run it */
     return NULL;
 }
 

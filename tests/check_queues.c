@@ -219,7 +219,7 @@ START_TEST(deque_overflow_moves_half_and_the_new_task)
     ck_assert_uint_eq(mvx__deque_room(q), 0);
     ck_assert_uint_eq(mvx__deque_push(q, &t[MVX__DEQUE_CAP], &first, &last),
                       MVX__DEQUE_CAP / 2 + 1);
-    ck_assert_ptr_eq(first, &t[0]);              /* the oldest half... */
+    ck_assert_ptr_eq(first, &t[0]);             /* the oldest half... */
     ck_assert_ptr_eq(last, &t[MVX__DEQUE_CAP]); /* ...then the new task */
     ck_assert_uint_eq(mvx__deque_len(q), MVX__DEQUE_CAP / 2);
     ck_assert_ptr_eq(mvx__deque_pop(q), &t[MVX__DEQUE_CAP / 2]); /* FIFO continues */

@@ -43,8 +43,12 @@ static int round_poll(void *state, mvx_context *cx, void *output)
     return res;
 }
 static const mvx_task_vtable round_vt = {
-    sizeof(mvx_task_vtable), round_poll, round_drop, round_output_drop, 0, 0,
-    sizeof(struct round *), _Alignof(struct round *),
+    .size = sizeof(mvx_task_vtable),
+    .poll = round_poll,
+    .drop = round_drop,
+    .output_drop = round_output_drop,
+    .output_size = sizeof(struct round *),
+    .output_align = _Alignof(struct round *),
 };
 
 struct duel {
@@ -245,7 +249,8 @@ static int ring_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_PENDING;
 }
 static const mvx_task_vtable ring_vt = {
-    sizeof(mvx_task_vtable), ring_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = ring_poll,
 };
 
 START_TEST(a_token_passed_around_a_ring_of_tasks_is_never_lost)

@@ -116,8 +116,10 @@ static int spawner_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable spawner_vt = {
-    sizeof(mvx_task_vtable), spawner_poll, NULL, NULL, sizeof(struct spawner),
-    _Alignof(struct spawner), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = spawner_poll,
+    .state_size = sizeof(struct spawner),
+    .state_align = _Alignof(struct spawner),
 };
 
 START_TEST(spawn_from_a_task_stays_on_its_worker)
@@ -146,7 +148,10 @@ static int current_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable current_vt = {
-    sizeof(mvx_task_vtable), current_poll, NULL, NULL, 0, 0, sizeof(void *), _Alignof(void *),
+    .size = sizeof(mvx_task_vtable),
+    .poll = current_poll,
+    .output_size = sizeof(void *),
+    .output_align = _Alignof(void *),
 };
 
 START_TEST(current_runtime_is_set_only_inside_tasks)
@@ -236,8 +241,12 @@ static int fan_out_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable fan_out_vt = {
-    sizeof(mvx_task_vtable), fan_out_poll, NULL, NULL, sizeof(struct fan_out),
-    _Alignof(struct fan_out), sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = fan_out_poll,
+    .state_size = sizeof(struct fan_out),
+    .state_align = _Alignof(struct fan_out),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 START_TEST(block_on_awaits_tasks_running_on_the_workers)
@@ -280,7 +289,8 @@ static int nested_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable nested_vt = {
-    sizeof(mvx_task_vtable), nested_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = nested_poll,
 };
 
 START_TEST(blocking_calls_from_a_worker_are_edeadlk)
@@ -322,7 +332,8 @@ static int chain_poll(void *state, mvx_context *cx, void *output)
 }
 
 static const mvx_task_vtable chain_vt_ref = {
-    sizeof(mvx_task_vtable), chain_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = chain_poll,
 };
 
 START_TEST(remote_tasks_run_while_every_worker_runs_a_chain)
@@ -550,7 +561,10 @@ static int gate_parent_poll(void *state, mvx_context *cx, void *output)
     return gate_poll(state, cx, output);
 }
 static const mvx_task_vtable gate_parent_vt = {
-    sizeof(mvx_task_vtable), gate_parent_poll, NULL, NULL, 0, 0, sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = gate_parent_poll,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 /* The other worker exits while this one is stuck; when the poll returns, the task left in the
@@ -594,7 +608,7 @@ START_TEST(release_after_a_timed_out_shutdown_does_not_wait)
     gate_wait_entered(g, 1);
     ck_assert_int_eq(mvx_runtime_shutdown(rt, 0), 1);
     ck_assert_int_eq(mvx_runtime_release(rt), 0); /* returns while the poll is stuck */
-    atomic_store(&g->open, 1);                      /* the worker finishes and frees rt */
+    atomic_store(&g->open, 1);                    /* the worker finishes and frees rt */
     wait_until_int(&g_drops, 1, 5 * SEC);
     usleep(20000);
     free(g);

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #define WATCHDOG_NS (15 * SEC)
-#define IDS (1u << 22)
+#define IDS         (1u << 22)
 
 static atomic_uchar alive[IDS];
 static atomic_uint next_id;
@@ -70,8 +70,14 @@ static int simple_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable simple_vt = {
-    sizeof(mvx_task_vtable), simple_poll, simple_drop, output_drop, sizeof(struct simple),
-    _Alignof(struct simple), sizeof(unsigned), _Alignof(unsigned),
+    .size = sizeof(mvx_task_vtable),
+    .poll = simple_poll,
+    .drop = simple_drop,
+    .output_drop = output_drop,
+    .state_size = sizeof(struct simple),
+    .state_align = _Alignof(struct simple),
+    .output_size = sizeof(unsigned),
+    .output_align = _Alignof(unsigned),
 };
 
 /* A refcounted mailbox woken from another thread. */
@@ -120,8 +126,12 @@ static int box_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable box_vt = {
-    sizeof(mvx_task_vtable), box_poll, box_drop, output_drop, 0, 0, sizeof(unsigned),
-    _Alignof(unsigned),
+    .size = sizeof(mvx_task_vtable),
+    .poll = box_poll,
+    .drop = box_drop,
+    .output_drop = output_drop,
+    .output_size = sizeof(unsigned),
+    .output_align = _Alignof(unsigned),
 };
 static void box_deliver(struct box *b, bool by_value)
 {
@@ -187,8 +197,14 @@ static int parent_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable parent_vt = {
-    sizeof(mvx_task_vtable), parent_poll, parent_drop, output_drop, sizeof(struct parent),
-    _Alignof(struct parent), sizeof(unsigned), _Alignof(unsigned),
+    .size = sizeof(mvx_task_vtable),
+    .poll = parent_poll,
+    .drop = parent_drop,
+    .output_drop = output_drop,
+    .state_size = sizeof(struct parent),
+    .state_align = _Alignof(struct parent),
+    .output_size = sizeof(unsigned),
+    .output_align = _Alignof(unsigned),
 };
 
 /* ---- cross-thread hand-off of boxes to deliver ---- */
@@ -385,8 +401,7 @@ static void *driver_main(void *arg)
         for (int i = 0; i < 64; i++)
             one_round(d);
         clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (now.tv_sec * SEC + now.tv_nsec < d->deadline &&
-             atomic_load(&lost_wakeups) == 0);
+    } while (now.tv_sec * SEC + now.tv_nsec < d->deadline && atomic_load(&lost_wakeups) == 0);
     return NULL;
 }
 

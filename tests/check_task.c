@@ -98,7 +98,12 @@ static int where_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable where_vt = {
-    sizeof(mvx_task_vtable), where_poll, NULL, NULL, 24, 8, sizeof(uint64_t), 8,
+    .size = sizeof(mvx_task_vtable),
+    .poll = where_poll,
+    .state_size = 24,
+    .state_align = 8,
+    .output_size = sizeof(uint64_t),
+    .output_align = 8,
 };
 
 START_TEST(state_and_output_live_inside_the_task_allocation)
@@ -207,7 +212,11 @@ static int self_wake_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable self_wake_vt = {
-    sizeof(mvx_task_vtable), self_wake_poll, count_drop, NULL, sizeof(int), _Alignof(int), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = self_wake_poll,
+    .drop = count_drop,
+    .state_size = sizeof(int),
+    .state_align = _Alignof(int),
 };
 
 START_TEST(wake_while_running_sets_notified_and_repolls)
@@ -244,7 +253,8 @@ static int cross_wake_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_PENDING;
 }
 static const mvx_task_vtable cross_wake_vt = {
-    sizeof(mvx_task_vtable), cross_wake_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = cross_wake_poll,
 };
 
 START_TEST(wake_from_another_thread_while_running_is_not_lost)
@@ -427,7 +437,7 @@ START_TEST(dropping_the_last_waker_of_an_idle_task_cancels_it)
     ck_assert_int_eq(mvx_local_spawn(fx.set, &mailbox_vt, &m, NULL), 0);
     mvx_local_set_run_until_idle(fx.set);
     ck_assert_int_eq(atomic_load(&g_drops), 0); /* its waker is in the mailbox */
-    mailbox_fini(&m);                            /* the last reference */
+    mailbox_fini(&m);                           /* the last reference */
     ck_assert_int_eq(atomic_load(&g_drops), 0); /* scheduled, dropped by the set's owner */
     ck_assert_int_eq(mvx_local_set_run_until_idle(fx.set), 1);
     ck_assert_int_eq(atomic_load(&g_drops), 1);
@@ -547,8 +557,10 @@ static int logger_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable logger_vt = {
-    sizeof(mvx_task_vtable), logger_poll, NULL, NULL, sizeof(struct logger),
-    _Alignof(struct logger), 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = logger_poll,
+    .state_size = sizeof(struct logger),
+    .state_align = _Alignof(struct logger),
 };
 
 START_TEST(yield_goes_to_the_back_of_the_queue)
@@ -585,7 +597,8 @@ static int parent_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable parent_vt = {
-    sizeof(mvx_task_vtable), parent_poll, NULL, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = parent_poll,
 };
 
 START_TEST(task_spawned_by_a_task_runs_next_from_the_lifo_slot)

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@
 #include <unistd.h>
 
 #define SEC ((int64_t)1000000000)
-#define MS ((int64_t)1000000)
+#define MS  ((int64_t)1000000)
 
 /* ---- counters every test resets ---- */
 static atomic_int g_drops;        /* state drops */
@@ -85,17 +86,23 @@ static int yielder_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable yielder_vt = {
-    sizeof(mvx_task_vtable), yielder_poll, count_drop, count_output_drop,
-    sizeof(struct yielder),  _Alignof(struct yielder), sizeof(int), _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = yielder_poll,
+    .drop = count_drop,
+    .output_drop = count_output_drop,
+    .state_size = sizeof(struct yielder),
+    .state_align = _Alignof(struct yielder),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 /* ---- "mailbox": a task parked on a waker slot that tests control ---- */
 struct mailbox {
     pthread_mutex_t lock;
-    mvx_waker waker; /* the parked task's waker, if any */
+    mvx_waker waker;  /* the parked task's waker, if any */
     atomic_int ready; /* the task completes once this is set */
     atomic_int polls;
-    void *seen_state;  /* the state pointer poll received */
+    void *seen_state; /* the state pointer poll received */
 };
 static void mailbox_init(struct mailbox *m)
 {
@@ -146,8 +153,12 @@ static int mailbox_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_PENDING;
 }
 static const mvx_task_vtable mailbox_vt = {
-    sizeof(mvx_task_vtable), mailbox_poll, count_drop, count_output_drop, 0, 0, sizeof(int),
-    _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = mailbox_poll,
+    .drop = count_drop,
+    .output_drop = count_output_drop,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 /* ---- "forever": pending forever, keeps no waker ---- */
@@ -160,7 +171,9 @@ static int forever_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_PENDING;
 }
 static const mvx_task_vtable forever_vt = {
-    sizeof(mvx_task_vtable), forever_poll, count_drop, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = forever_poll,
+    .drop = count_drop,
 };
 
 /* ---- "empty": completes at once, no state, no output ---- */
@@ -173,7 +186,9 @@ static int empty_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable empty_vt = {
-    sizeof(mvx_task_vtable), empty_poll, count_drop, NULL, 0, 0, 0, 0,
+    .size = sizeof(mvx_task_vtable),
+    .poll = empty_poll,
+    .drop = count_drop,
 };
 
 /* ---- "failer": fails with a code, a message and a payload ---- */
@@ -193,8 +208,12 @@ static int failer_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_FAILED;
 }
 static const mvx_task_vtable failer_vt = {
-    sizeof(mvx_task_vtable), failer_poll, count_drop, count_output_drop, 0, 0, sizeof(int),
-    _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = failer_poll,
+    .drop = count_drop,
+    .output_drop = count_output_drop,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 
 /* ---- "gate": blocks inside poll until released, for races with a running task ---- */
@@ -220,8 +239,12 @@ static int gate_poll(void *state, mvx_context *cx, void *output)
     return r;
 }
 static const mvx_task_vtable gate_vt = {
-    sizeof(mvx_task_vtable), gate_poll, count_drop, count_output_drop, 0, 0, sizeof(int),
-    _Alignof(int),
+    .size = sizeof(mvx_task_vtable),
+    .poll = gate_poll,
+    .drop = count_drop,
+    .output_drop = count_output_drop,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
 };
 static void gate_wait_entered(struct gate *g, int n)
 {
