@@ -36,11 +36,24 @@
 struct mvx__task;
 struct mvx__arena;
 
+/* The last vtable validated for a spawn from this heap's thread, with its layout: repeated
+ * spawns of one task type skip validation. Keyed by the vtable's address and contents (a vtable
+ * changed in place is validated again) and by the spawn flags. */
+struct mvx__spawn_plan {
+    const mvx_task_vtable *vt;
+    mvx_task_vtable copy;
+    uint8_t flags_in, flags;
+    int cls;
+    uint16_t state_off;
+    uint32_t output_off;
+};
+
 struct mvx__heap {
     struct mvx__arena *arena;
     struct mvx__task *free[MVX__NCLASSES];   /* owner only */
     struct mvx__page *carve[MVX__NCLASSES];  /* owner only: page with uncarved slots */
     uint64_t allocs, local_frees, collected; /* owner only; live = allocs - frees - collected */
+    struct mvx__spawn_plan plan;             /* owner only */
     struct mvx__heap *all_next;              /* arena->heaps list (arena lock) */
     struct mvx__heap *pool_next;             /* arena->pool of unleased outside heaps */
     bool worker_owned;                       /* closed by its worker, not by release */

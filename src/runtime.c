@@ -223,23 +223,65 @@ void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yie
     mvx__idle_notify(rt);
 }
 
+static bool plan_matches(const struct mvx__spawn_plan *plan, const mvx_task_vtable *vt,
+                         uint8_t flags)
+{
+    const mvx_task_vtable *c = &plan->copy;
+    if (plan->vt != vt || plan->flags_in != flags || c->size != vt->size || c->poll != vt->poll ||
+        c->drop != vt->drop || c->output_drop != vt->output_drop ||
+        c->state_size != vt->state_size || c->state_align != vt->state_align ||
+        c->output_size != vt->output_size || c->output_align != vt->output_align)
+        return false;
+    if (vt->size < offsetof(mvx_task_vtable, drop_signature) + sizeof(void *))
+        return true; /* the optional fields are beyond this vtable */
+    return c->poll_signature == vt->poll_signature && c->drop_signature == vt->drop_signature;
+}
+
+/* Validates vt and computes its layout into *plan. */
+static MVX_NOINLINE int plan_spawn(const char *fn, struct mvx__spawn_plan *plan,
+                                   const mvx_task_vtable *vt, void *state, uint8_t flags)
+{
+    uint8_t flags_in = flags;
+    struct mvx__task_layout layout;
+    int r = mvx__check_vtable(fn, vt, state, &flags);
+    if (r || (r = mvx__task_layout(fn, vt, flags & MVX__TASK_LOCAL, &layout)))
+        return r;
+    plan->vt = NULL; /* not valid until complete */
+    memset(&plan->copy, 0, sizeof plan->copy);
+    memcpy(&plan->copy, vt, vt->size < sizeof plan->copy ? vt->size : sizeof plan->copy);
+    plan->flags_in = flags_in;
+    plan->flags = flags;
+    plan->cls = mvx__size_class(layout.size);
+    plan->state_off = layout.state_off;
+    plan->output_off = layout.output_off;
+    plan->vt = vt;
+    return 0;
+}
+
 int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
                const mvx_task_vtable *vt, void *state, mvx_join_handle **join, uint8_t flags)
 {
     if (!rt)
         return mvx__error(MVX_EINVAL, "%s: rt is NULL", fn);
-    int r = mvx__check_vtable(fn, vt, state, &flags);
-    struct mvx__task_layout layout;
-    if (r || (r = mvx__task_layout(fn, vt, flags & MVX__TASK_LOCAL, &layout)))
-        return r;
-    if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
-        return mvx__error(MVX_ESHUTDOWN, "%s: the runtime is shut down", fn);
     struct mvx__worker *w = mvx__tl_worker;
     bool on_worker = w && w->rt == rt;
     struct mvx__heap *heap = on_worker ? w->heap : mvx__arena_thread_heap(&rt->arena);
-    struct mvx__task *t = heap ? mvx__heap_alloc(heap, mvx__size_class(layout.size)) : NULL;
+    struct mvx__spawn_plan fallback, *plan = heap ? &heap->plan : &fallback;
+    if (!vt || !plan_matches(plan, vt, flags)) {
+        int r = plan_spawn(fn, plan, vt, state, flags);
+        if (r)
+            return r;
+    } else if (vt->state_size > 0 && !state) {
+        return mvx__error(MVX_EINVAL, "%s: state is NULL but vtable->state_size is %zu", fn,
+                          vt->state_size);
+    }
+    if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+        return mvx__error(MVX_ESHUTDOWN, "%s: the runtime is shut down", fn);
+    struct mvx__task *t = heap ? mvx__heap_alloc(heap, plan->cls) : NULL;
     if (!t)
         return mvx__error(MVX_ENOMEM, "%s: out of memory", fn);
+    flags = plan->flags;
+    struct mvx__task_layout layout = {0, plan->output_off, plan->state_off};
     if (flags & MVX__TASK_LOCAL) {
         mvx__task_links(t)->prev = t; /* not on the owner's list until its first poll */
         mvx__task_links(t)->next = NULL;

@@ -52,6 +52,8 @@
 
 #include "common.h"
 
+#include <string.h>
+
 enum {
     MVX__IDLE = 0,
     MVX__SCHEDULED = 1,
@@ -170,9 +172,33 @@ int mvx__task_layout(const char *fn, const mvx_task_vtable *vt, bool local,
 int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *state, uint8_t *flags);
 
 /* Initialises a freshly allocated slot as a SCHEDULED task and publishes its state word. */
-void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt, void *state,
+static inline void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt, void *state,
                     const struct mvx__task_layout *layout, struct mvx__sched *sched, uint8_t flags,
-                    bool joinable);
+                    bool joinable)
+{
+    atomic_store_explicit(&t->next, NULL, mvx__relaxed);
+    t->vt = vt;
+    t->sched = sched;
+    t->join_waker.vtable = NULL;
+    t->join_waker.data = NULL;
+    t->output_off = layout->output_off;
+    t->state_off = layout->state_off;
+    t->taken = 0;
+    void *area = (char *)t + layout->state_off;
+    if (vt->state_size > 0) {
+        memcpy(area, state, vt->state_size);
+        flags |= MVX__TASK_INLINE;
+    } else {
+        *(void **)area = state;
+    }
+    t->flags = flags;
+    uint64_t s = MVX__SCHEDULED | MVX__REF_ONE; /* the queue's reference */
+    if (joinable)
+        s += MVX__JOIN | MVX__REF_ONE;
+    /* Release: the arena walk and other threads see a fully built task once they see the state. */
+    atomic_store_explicit(&t->state, s, mvx__release);
+}
+
 
 /* Runs a task its caller popped from a queue (it is SCHEDULED and the caller holds the queue's
  * reference): one poll, or the cancellation if CANCEL is set. */
