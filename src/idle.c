@@ -118,7 +118,9 @@ void mvx__idle_wake_all(struct mvx_runtime *rt)
 
 /* Spins a little before sleeping: a cross-core futex wake-up costs tens of microseconds on small
  * VMs, far more than a task. Only searchers spin, so at most half the workers burn CPU. */
+#ifndef SPIN_NS
 #define SPIN_NS 50000
+#endif
 
 static bool spin_for_work(struct mvx__worker *w)
 {

@@ -10,7 +10,9 @@
 #include <sched.h>
 #include <string.h>
 
+#ifndef JOIN_SPIN_NS
 #define JOIN_SPIN_NS 20000
+#endif
 
 static inline struct mvx__task *task_of(const mvx_join_handle *join)
 {
