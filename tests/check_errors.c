@@ -5,6 +5,7 @@
 #include "helpers.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
 
 START_TEST(version_matches_the_header)
 {
@@ -361,6 +362,72 @@ START_TEST(invalid_poll_results_become_failures)
 }
 END_TEST
 
+/* Out of memory: with the address space capped, the arena cannot map its next segment. Spawning
+ * fails with MVX_ENOMEM, leaves the caller's state alone, and the runtime keeps working once
+ * memory is back. Sanitizer runtimes reserve terabytes of shadow memory: skipped under them. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
+START_TEST(spawn_reports_enomem_when_memory_runs_out)
+{
+#ifdef UNDER_SANITIZER
+    return;
+#endif
+    reset_counters();
+    mvx_runtime *rt = new_runtime(1);
+    enum { MAX_TASKS = 4000000 };
+    mvx_join_handle **jh = malloc(MAX_TASKS * sizeof *jh); /* before the cap */
+    for (long i = 0; i < MAX_TASKS; i += 512)
+        jh[i] = NULL; /* touch it */
+    struct rlimit old;
+    getrlimit(RLIMIT_AS, &old);
+    /* Cap the address space 16 MiB above what is mapped now. */
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    struct rlimit cap = {pages * (unsigned long)sysconf(_SC_PAGESIZE) + (16ul << 20), old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &cap), 0);
+    int r = 0;
+    long spawned = 0; /* pending forever, kept alive by their handles */
+    while (spawned < MAX_TASKS && (r = mvx_spawn(rt, &forever_vt, NULL, &jh[spawned])) == 0)
+        spawned++;
+    setrlimit(RLIMIT_AS, &old);
+    ck_assert_int_eq(r, MVX_ENOMEM);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "out of memory"));
+    ck_assert_int_gt(spawned, 100000); /* it ran out only after filling the 16 MiB */
+    ck_assert_int_eq(mvx_spawn(rt, &empty_vt, NULL, NULL), 0); /* memory back: works again */
+    for (long i = 0; i < spawned; i++)
+        mvx_join_release(jh[i]); /* each now unreachable: cancelled */
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), spawned + 1);
+    free(jh);
+}
+END_TEST
+
+/* A worker thread that cannot start: MVX_ESYSTEM, and nothing left running. */
+START_TEST(runtime_new_reports_esystem_when_a_thread_cannot_start)
+{
+#ifdef UNDER_SANITIZER
+    return;
+#endif
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 2;
+    cfg.stack_size = (size_t)1 << 46; /* 64 TiB of stack cannot be mapped */
+    mvx_runtime *rt = (mvx_runtime *)0x1;
+    int r = mvx_runtime_new(&cfg, &rt);
+    ck_assert_int_eq(r, MVX_ESYSTEM);
+    ck_assert_ptr_null(rt);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "could not start worker"));
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -381,6 +448,8 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, block_on_rejects_a_mismatched_output);
     tcase_add_test(tc, local_set_functions_reject_null);
     tcase_add_test(tc, invalid_poll_results_become_failures);
+    tcase_add_test(tc, spawn_reports_enomem_when_memory_runs_out);
+    tcase_add_test(tc, runtime_new_reports_esystem_when_a_thread_cannot_start);
     suite_add_tcase(s, tc);
     return s;
 }
