@@ -155,11 +155,22 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
         mvx__stat_inc(&w->polls);
         if ((t = w->lifo) == NULL)
             return;
-        if (lifo_polls == LIFO_MAX ||
-            atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+        if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
             w->lifo = NULL;
             push_behind_everything(w, t);
             return;
+        }
+        if (lifo_polls == LIFO_MAX) {
+            /* The cap keeps message-passing pairs from starving what else is queued. With
+             * nothing queued here or globally there is nobody to protect: keep going, on this
+             * core. Handing the task over instead would let an idle worker steal it, and a
+             * chain of tasks would bounce between cores. */
+            if (mvx__deque_len(&w->deque) > 0 || mvx__inject_maybe_nonempty(&rt->inject)) {
+                w->lifo = NULL;
+                push_behind_everything(w, t);
+                return;
+            }
+            lifo_polls = 0;
         }
         w->lifo = NULL;
     }
