@@ -8,13 +8,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-struct mvx__page {
-    struct mvx__heap *heap;
-    _Atomic uint32_t slot_size; /* 0 until the page is assigned; published last */
-    uint32_t nslots;
-    uint32_t bump; /* owner only: slots carved so far */
-    uint8_t cls;
-};
 _Static_assert(sizeof(struct mvx__page) <= MVX__PAGE_HEADER, "page header too big");
 
 #define SEGMENT_SIZE (MVX__PAGE_SIZE * MVX__SEGMENT_PAGES)
@@ -28,10 +21,7 @@ static const uint16_t class_size[MVX__NCLASSES] = {
 
 MVX_TLS struct mvx__heap *mvx__tl_heap;
 
-static inline struct mvx__page *page_of(const void *p)
-{
-    return (struct mvx__page *)((uintptr_t)p & ~(uintptr_t)(MVX__PAGE_SIZE - 1));
-}
+#define page_of mvx__page_of
 
 int mvx__size_class(size_t size)
 {
@@ -195,18 +185,10 @@ struct mvx__task *mvx__heap_alloc(struct mvx__heap *h, int cls)
     return t;
 }
 
-void mvx__slot_free(struct mvx__task *t)
+void mvx__slot_free_remote(struct mvx__task *t)
 {
-    struct mvx__page *page = page_of(t);
-    struct mvx__heap *h = page->heap;
+    struct mvx__heap *h = page_of(t)->heap;
     atomic_store_explicit(&t->state, 0, mvx__relaxed);
-    if (h == mvx__tl_heap) {
-        int cls = page->cls;
-        atomic_store_explicit(&t->next, h->free[cls], mvx__relaxed);
-        h->free[cls] = t;
-        h->local_frees++;
-        return;
-    }
     struct mvx__task *head = atomic_load_explicit(&h->remote, mvx__relaxed);
     do {
         if (head == CLOSED) {

@@ -91,8 +91,22 @@ int mvx__size_class(size_t size);
 /* A slot of class `cls` from `heap`, which the calling thread must own; NULL when out of memory.
  * The slot's state word is 0 (free); the caller initialises it and publishes the state last. */
 struct mvx__task *mvx__heap_alloc(struct mvx__heap *heap, int cls);
-/* Returns a slot to its heap. Any thread. */
-void mvx__slot_free(struct mvx__task *slot);
+/* A page: its header, then equal slots of one size class; owned by one heap. */
+struct mvx__page {
+    struct mvx__heap *heap;
+    _Atomic uint32_t slot_size; /* 0 until the page is assigned; published last */
+    uint32_t nslots;
+    uint32_t bump; /* owner only: slots carved so far */
+    uint8_t cls;
+};
+
+static inline struct mvx__page *mvx__page_of(const void *p)
+{
+    return (struct mvx__page *)((uintptr_t)p & ~(uintptr_t)(MVX__PAGE_SIZE - 1));
+}
+
+/* Returns a slot to another thread's heap: one CAS onto its remote stack. */
+void mvx__slot_free_remote(struct mvx__task *slot);
 
 /* Closes a heap whose owner is gone; returns how many of its slots are still live. */
 int64_t mvx__heap_close(struct mvx__heap *heap);
@@ -106,5 +120,22 @@ void mvx__arena_unref(struct mvx__arena *arena);
  * Slots may be allocated and freed meanwhile: visit must use atomic operations on the state. */
 void mvx__arena_walk(struct mvx__arena *arena, void (*visit)(struct mvx__task *, void *),
                      void *arg);
+
+#include "task.h"
+
+/* Returns a slot to its heap. Any thread; the owner's own frees take no atomic operation. */
+static inline void mvx__slot_free(struct mvx__task *t)
+{
+    struct mvx__page *page = mvx__page_of(t);
+    struct mvx__heap *h = page->heap;
+    if (h != mvx__tl_heap) {
+        mvx__slot_free_remote(t);
+        return;
+    }
+    atomic_store_explicit(&t->state, 0, mvx__relaxed);
+    atomic_store_explicit(&t->next, h->free[page->cls], mvx__relaxed);
+    h->free[page->cls] = t;
+    h->local_frees++;
+}
 
 #endif

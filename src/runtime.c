@@ -305,6 +305,25 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
 MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                          mvx_join_handle **join)
 {
+    /* The common case, a task spawning a task of a type it spawned before, straight through;
+     * everything else (and every error) takes the general path. */
+    struct mvx__worker *w = mvx__tl_worker;
+    if (MVX_LIKELY(w && w->rt == rt && vtable)) {
+        struct mvx__spawn_plan *plan = &w->heap->plan;
+        if (plan_matches(plan, vtable, 0) && (state || !vtable->state_size) &&
+            atomic_load_explicit(&rt->phase, mvx__relaxed) == MVX__PHASE_RUNNING) {
+            struct mvx__task *t = mvx__heap_alloc(w->heap, plan->cls);
+            if (MVX_LIKELY(t != NULL)) {
+                struct mvx__task_layout layout = {0, plan->output_off, plan->state_off};
+                mvx__task_init(t, vtable, state, &layout, &rt->base, plan->flags, join != NULL);
+                if (join)
+                    *join = (mvx_join_handle *)t;
+                mvx__stat_inc(&w->local_spawns);
+                mvx__worker_schedule(w, t, false);
+                return 0;
+            }
+        }
+    }
     return mvx__spawn("mvx_spawn", rt, rt ? &rt->base : NULL, vtable, state, join, 0);
 }
 

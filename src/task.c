@@ -93,10 +93,13 @@ void mvx__task_dealloc(struct mvx__task *t)
     uint64_t s = atomic_load_explicit(&t->state, mvx__acquire);
     if (s & MVX__JOIN_WAKER)
         mvx_waker_drop(&t->join_waker);
-    struct mvx_signature *sig =
-        (t->flags & MVX__TASK_CALL) ? mvx__signature_of_call_vt(t->vt) : NULL;
+    if (MVX_UNLIKELY(t->flags & MVX__TASK_CALL)) {
+        struct mvx_signature *sig = mvx__signature_of_call_vt(t->vt);
+        mvx__slot_free(t);
+        mvx_signature_release(sig);
+        return;
+    }
     mvx__slot_free(t);
-    mvx_signature_release(sig);
 }
 
 void mvx__task_ref_inc(struct mvx__task *t)
@@ -211,7 +214,7 @@ static inline int poll_task(struct mvx__task *t, struct mvx_context *cx)
     return t->vt->poll(mvx__task_state(t), cx, mvx__task_output(t));
 }
 
-static void drop_outcome(struct mvx__task *t, bool failed)
+static inline void drop_outcome(struct mvx__task *t, bool failed)
 {
     if (failed)
         free_failure(*(struct mvx__failure_rec **)mvx__task_state_area(t));
@@ -284,8 +287,11 @@ static void free_failure(struct mvx__failure_rec *rec)
     free(rec);
 }
 
+/* The fail_* fields are valid only while cx->failed is set. */
 static void discard_fail(struct mvx_context *cx)
 {
+    if (!cx->failed)
+        return;
     free(cx->fail_message);
     if (cx->fail_drop)
         cx->fail_drop(cx->fail_payload);
@@ -323,8 +329,9 @@ static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_re
         rec->message =
             strdup("task panicked (poll returned MVX_POLL_FAILED without a description)");
     }
-    rec->payload = cx->failed ? cx->fail_payload : NULL;
-    rec->payload_drop = cx->failed ? cx->fail_drop : NULL;
+    bool described = poll_result == MVX_POLL_FAILED && cx->failed;
+    rec->payload = described ? cx->fail_payload : NULL;
+    rec->payload_drop = described ? cx->fail_drop : NULL;
     if (!rec->message) {
         if (rec->payload_drop)
             rec->payload_drop(rec->payload);
@@ -402,10 +409,11 @@ void mvx__task_run(struct mvx__task *t)
         mvx__task_cancel_popped(t);
         return;
     }
-    struct mvx_context cx = {
-        .waker = {&mvx__task_waker_vt, t},
-        .task = t,
-    };
+    struct mvx_context cx;
+    cx.waker.vtable = &mvx__task_waker_vt;
+    cx.waker.data = t;
+    cx.task = t;
+    cx.failed = false; /* the other fail_* fields are set by mvx_context_fail */
     int r = poll_task(t, &cx);
     if (MVX_LIKELY(r == MVX_POLL_PENDING)) {
         if (MVX_UNLIKELY(cx.failed))
@@ -442,10 +450,11 @@ void mvx__task_run_once(struct mvx__task *t)
         mvx__task_cancel_popped(t);
         return;
     }
-    struct mvx_context cx = {
-        .waker = {&mvx__task_waker_vt, t},
-        .task = t,
-    };
+    struct mvx_context cx;
+    cx.waker.vtable = &mvx__task_waker_vt;
+    cx.waker.data = t;
+    cx.task = t;
+    cx.failed = false;
     int r = poll_task(t, &cx);
     bool aborted = atomic_load_explicit(&t->state, mvx__acquire) & MVX__CANCEL;
     if (r == MVX_POLL_READY) {
