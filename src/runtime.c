@@ -223,14 +223,15 @@ void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yie
     mvx__idle_notify(rt);
 }
 
-static bool plan_matches(const struct mvx__spawn_plan *plan, const mvx_task_vtable *vt,
-                         uint8_t flags)
+/* The plan depends on the vtable's size, layout fields and signatures; the callbacks themselves
+ * are read from the vtable at each call (poll must stay non-NULL). */
+static inline bool plan_matches(const struct mvx__spawn_plan *plan, const mvx_task_vtable *vt,
+                                uint8_t flags)
 {
     const mvx_task_vtable *c = &plan->copy;
-    if (plan->vt != vt || plan->flags_in != flags || c->size != vt->size || c->poll != vt->poll ||
-        c->drop != vt->drop || c->output_drop != vt->output_drop ||
-        c->state_size != vt->state_size || c->state_align != vt->state_align ||
-        c->output_size != vt->output_size || c->output_align != vt->output_align)
+    if (plan->vt != vt || plan->flags_in != flags || c->size != vt->size ||
+        c->state_size != vt->state_size || c->output_size != vt->output_size ||
+        c->state_align != vt->state_align || c->output_align != vt->output_align || !vt->poll)
         return false;
     if (vt->size < offsetof(mvx_task_vtable, drop_signature) + sizeof(void *))
         return true; /* the optional fields are beyond this vtable */
