@@ -85,7 +85,8 @@ struct mvx__heap *mvx__heap_new(struct mvx__arena *arena)
         return NULL;
     memset(h, 0, sizeof *h);
     h->arena = arena;
-    atomic_init(&h->remote, NULL);
+    for (int c = 0; c < MVX__NCLASSES; c++)
+        atomic_init(&h->remote[c], NULL);
     pthread_mutex_lock(&arena->lock);
     h->all_next = arena->heaps;
     arena->heaps = h;
@@ -147,29 +148,13 @@ out:
 
 /* ---- allocation ---- */
 
-static void collect_remote(struct mvx__heap *h)
-{
-    struct mvx__task *t = atomic_exchange_explicit(&h->remote, NULL, mvx__acquire);
-    while (t) {
-        struct mvx__task *next = atomic_load_explicit(&t->next, mvx__relaxed);
-        int cls = page_of(t)->cls;
-        atomic_store_explicit(&t->next, h->free[cls], mvx__relaxed);
-        h->free[cls] = t;
-        h->collected++;
-        t = next;
-    }
-}
-
 struct mvx__task *mvx__heap_alloc(struct mvx__heap *h, int cls)
 {
     struct mvx__task *t = h->free[cls];
-    if (MVX_UNLIKELY(!t) && atomic_load_explicit(&h->remote, mvx__relaxed)) {
-        collect_remote(h);
-        t = h->free[cls];
-    }
+    if (MVX_UNLIKELY(!t) && atomic_load_explicit(&h->remote[cls], mvx__relaxed))
+        t = atomic_exchange_explicit(&h->remote[cls], NULL, mvx__acquire); /* all of them */
     if (MVX_LIKELY(t != NULL)) {
         h->free[cls] = atomic_load_explicit(&t->next, mvx__relaxed);
-        h->allocs++;
         return t;
     }
     struct mvx__page *page = h->carve[cls];
@@ -181,33 +166,44 @@ struct mvx__task *mvx__heap_alloc(struct mvx__heap *h, int cls)
     }
     t = (struct mvx__task *)((char *)page + MVX__PAGE_HEADER +
                              (size_t)page->bump++ * class_size[cls]);
-    h->allocs++;
+    h->carved++;
     return t;
 }
 
 void mvx__slot_free_remote(struct mvx__task *t)
 {
-    struct mvx__heap *h = page_of(t)->heap;
+    struct mvx__page *page = page_of(t);
+    struct mvx__heap *h = page->heap;
+    struct mvx__task *_Atomic *stack = &h->remote[page->cls];
     atomic_store_explicit(&t->state, 0, mvx__relaxed);
-    struct mvx__task *head = atomic_load_explicit(&h->remote, mvx__relaxed);
+    struct mvx__task *head = atomic_load_explicit(stack, mvx__relaxed);
     do {
         if (head == CLOSED) {
             mvx__arena_unref(h->arena);
             return;
         }
         atomic_store_explicit(&t->next, head, mvx__relaxed);
-    } while (
-        !atomic_compare_exchange_weak_explicit(&h->remote, &head, t, mvx__release, mvx__relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(stack, &head, t, mvx__release, mvx__relaxed));
 }
 
 /* ---- closing and lifetime ---- */
 
+static int64_t chain_length(struct mvx__task *t)
+{
+    int64_t n = 0;
+    for (; t; t = atomic_load_explicit(&t->next, mvx__relaxed))
+        n++;
+    return n;
+}
+
 int64_t mvx__heap_close(struct mvx__heap *h)
 {
-    struct mvx__task *t = atomic_exchange_explicit(&h->remote, CLOSED, mvx__acquire);
-    for (; t; t = atomic_load_explicit(&t->next, mvx__relaxed))
-        h->collected++;
-    return (int64_t)(h->allocs - h->local_frees - h->collected);
+    int64_t live = (int64_t)h->carved;
+    for (int c = 0; c < MVX__NCLASSES; c++) {
+        live -= chain_length(atomic_exchange_explicit(&h->remote[c], CLOSED, mvx__acquire));
+        live -= chain_length(h->free[c]);
+    }
+    return live;
 }
 
 int64_t mvx__arena_close_outside_heaps(struct mvx__arena *arena)

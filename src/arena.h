@@ -10,13 +10,15 @@
  *               thread-local cache, returned to the arena's pool at thread exit)
  *   page:  a header, then equal slots of one size class; owned by one heap
  *   heap:  per class a free list and a page being carved, touched only by its owner;
- *          plus `remote`, a lock-free stack where other threads push the slots they free
+ *          plus per class `remote`, a lock-free stack where other threads push the slots they
+ *          free; taken whole when the free list runs dry, it is a free list as it stands
  *
  * Allocation and owner frees take no atomic operation; a free from another thread is one CAS.
  *
  * Lifetime: a runtime's memory must outlive every task reference (wakers, join handles). A heap
  * is closed by its last owner (a worker when it exits, mvx_runtime_release for outside heaps):
- * closing swaps `remote` for a CLOSED mark and counts the slots still live. Frees that find the
+ * closing swaps each `remote` for a CLOSED mark and counts the slots still live (carved, less
+ * those on free lists and remote stacks). Frees that find the
  * mark are "orphan" frees: each releases one reference on the arena (mvx__arena_orphan), and the
  * arena is destroyed when the last one goes.
  */
@@ -52,12 +54,12 @@ struct mvx__heap {
     struct mvx__arena *arena;
     struct mvx__task *free[MVX__NCLASSES];   /* owner only */
     struct mvx__page *carve[MVX__NCLASSES];  /* owner only: page with uncarved slots */
-    uint64_t allocs, local_frees, collected; /* owner only; live = allocs - frees - collected */
+    uint64_t carved;                         /* owner only: slots ever cut from pages */
     struct mvx__spawn_plan plan;             /* owner only */
     struct mvx__heap *all_next;              /* arena->heaps list (arena lock) */
     struct mvx__heap *pool_next;             /* arena->pool of unleased outside heaps */
     bool worker_owned;                       /* closed by its worker, not by release */
-    _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic remote; /* stack of remote frees */
+    _Alignas(MVX_CACHE_LINE) struct mvx__task *_Atomic remote[MVX__NCLASSES]; /* remote frees */
 };
 
 struct mvx__arena {
@@ -135,7 +137,6 @@ static inline void mvx__slot_free(struct mvx__task *t)
     atomic_store_explicit(&t->state, 0, mvx__relaxed);
     atomic_store_explicit(&t->next, h->free[page->cls], mvx__relaxed);
     h->free[page->cls] = t;
-    h->local_frees++;
 }
 
 #endif
