@@ -300,16 +300,18 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
  * pending; queued blocking jobs are cancelled. Waits up to timeout_ns for running polls and
  * blocking jobs, then joins the threads that have finished. Returns the number of tasks still
  * being polled or run by the blocking pool when it gave up (0: clean shutdown),
- * or MVX_EINVAL, or MVX_EDEADLK from a worker thread of this runtime. Tasks of local sets are
- * cancelled when their owner next drives or frees the set. Calling it again waits again and
- * returns the new count. Any thread but this runtime's workers. */
+ * or MVX_EINVAL, or MVX_EDEADLK from a worker or blocking-pool thread of this runtime (it would
+ * wait for itself). Tasks of local sets are cancelled when their owner next drives or frees the
+ * set. Calling it again waits again and returns the new count. Any thread but this runtime's
+ * workers and blocking-pool threads. */
 MVX_EXTERN int mvx_runtime_shutdown(mvx_runtime *rt, int64_t timeout_ns);
 
 /* Gives up the caller's reference. Shuts down first with an infinite timeout if
  * mvx_runtime_shutdown() was never called; never waits otherwise. Memory is freed once the last
  * join handle, waker, local set and still-running worker is gone, so handles may outlive the
  * runtime (their tasks are then finished or cancelled). Returns 0, MVX_EINVAL or MVX_EDEADLK (from
- * a worker thread of this runtime; nothing is done). Any thread but this runtime's workers. */
+ * a worker or blocking-pool thread of this runtime; nothing is done). Any thread but this
+ * runtime's workers and blocking-pool threads. */
 MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt);
 
 /* The runtime whose task is being polled on the calling thread (a worker's runtime, the
@@ -391,7 +393,9 @@ MVX_EXTERN void mvx_join_release(mvx_join_handle *join);
 /* Runs one task to completion on the calling thread while the workers run everything else; tasks
  * it spawns on rt go to the workers. Returns as mvx_join_take: 0 with the output in `output`,
  * MVX_EFAILED (with *failure if given), MVX_ECANCELLED (runtime shut down meanwhile), or
- * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). */
+ * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). On those last
+ * four nothing ran and the caller still owns `state`; on 0, MVX_EFAILED and MVX_ECANCELLED the
+ * task took it (and has dropped it). */
 MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                             void *output, size_t output_size, mvx_failure *failure);
 

@@ -196,26 +196,30 @@ static int64_t chain_length(struct mvx__task *t)
     return n;
 }
 
-int64_t mvx__heap_close(struct mvx__heap *h)
+void mvx__heap_close(struct mvx__heap *h)
 {
-    int64_t live = (int64_t)h->carved;
-    for (int c = 0; c < MVX__NCLASSES; c++) {
-        live -= chain_length(atomic_exchange_explicit(&h->remote[c], CLOSED, mvx__acquire));
-        live -= chain_length(h->free[c]);
-    }
-    return live;
+    /* Count every slot that may still be live into the arena's references first: from the
+     * moment a remote stack reads CLOSED, frees release references, and they must release ones
+     * already added (a free between closing and adding could otherwise free the arena under
+     * us). Then give back those of the slots the stacks still held. */
+    int64_t maybe_live = (int64_t)h->carved;
+    for (int c = 0; c < MVX__NCLASSES; c++)
+        maybe_live -= chain_length(h->free[c]);
+    atomic_fetch_add_explicit(&h->arena->refs, maybe_live, mvx__relaxed);
+    int64_t freed = 0;
+    for (int c = 0; c < MVX__NCLASSES; c++)
+        freed += chain_length(atomic_exchange_explicit(&h->remote[c], CLOSED, mvx__acq_rel));
+    atomic_fetch_sub_explicit(&h->arena->refs, freed, mvx__acq_rel);
 }
 
-int64_t mvx__arena_close_outside_heaps(struct mvx__arena *arena)
+void mvx__arena_close_outside_heaps(struct mvx__arena *arena)
 {
     registry_remove(arena); /* no thread exit returns a heap to this arena from now on */
-    int64_t live = 0;
     pthread_mutex_lock(&arena->lock);
     for (struct mvx__heap *h = arena->heaps; h; h = h->all_next)
         if (!h->worker_owned)
-            live += mvx__heap_close(h);
+            mvx__heap_close(h);
     pthread_mutex_unlock(&arena->lock);
-    return live;
 }
 
 void mvx__arena_unref(struct mvx__arena *arena)

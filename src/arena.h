@@ -17,8 +17,9 @@
  *
  * Lifetime: a runtime's memory must outlive every task reference (wakers, join handles). A heap
  * is closed by its last owner (a worker when it exits, mvx_runtime_release for outside heaps):
- * closing swaps each `remote` for a CLOSED mark and counts the slots still live (carved, less
- * those on free lists and remote stacks). Frees that find the
+ * closing first adds the slots that may be live (carved, less those on free lists) to the
+ * arena's references, then swaps each `remote` for a CLOSED mark and gives back the references
+ * of the slots those stacks held. Frees that find the
  * mark are "orphan" frees: each releases one reference on the arena (mvx__arena_orphan), and the
  * arena is destroyed when the last one goes.
  */
@@ -110,11 +111,12 @@ static inline struct mvx__page *mvx__page_of(const void *p)
 /* Returns a slot to another thread's heap: one CAS onto its remote stack. */
 void mvx__slot_free_remote(struct mvx__task *slot);
 
-/* Closes a heap whose owner is gone; returns how many of its slots are still live. */
-int64_t mvx__heap_close(struct mvx__heap *heap);
+/* Closes a heap whose owner is gone: its still-live slots become references on the arena, each
+ * released by the free that finds the heap closed. The caller must hold its own reference. */
+void mvx__heap_close(struct mvx__heap *heap);
 /* Closes every heap in the pool or leased to outside threads: mvx_runtime_release. Removes the
- * arena from the thread-cache registry first. Returns the live slots found. */
-int64_t mvx__arena_close_outside_heaps(struct mvx__arena *arena);
+ * arena from the thread-cache registry first. */
+void mvx__arena_close_outside_heaps(struct mvx__arena *arena);
 /* Drops one reference on the arena; destroys it at zero. */
 void mvx__arena_unref(struct mvx__arena *arena);
 

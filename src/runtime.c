@@ -330,6 +330,12 @@ MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *s
 
 /* ---- shutdown ---- */
 
+/* A worker or blocking-pool thread of rt: shutting down from it would wait for itself. */
+static bool runs_tasks_of(const struct mvx_runtime *rt)
+{
+    return mvx__on_worker_of(rt) || mvx__tl_blocking_rt == rt;
+}
+
 struct sweep {
     struct mvx_runtime *rt;
     int64_t remaining;
@@ -380,8 +386,8 @@ MVX_EXTERN int mvx_runtime_shutdown(mvx_runtime *rt, int64_t timeout_ns)
 {
     if (!rt)
         return mvx__error(MVX_EINVAL, "mvx_runtime_shutdown: rt is NULL");
-    if (mvx__on_worker_of(rt))
-        return mvx__error(MVX_EDEADLK, "mvx_runtime_shutdown: called from a worker of rt");
+    if (runs_tasks_of(rt))
+        return mvx__error(MVX_EDEADLK, "mvx_runtime_shutdown: called from a thread of rt");
     int64_t deadline = mvx__deadline(timeout_ns);
     pthread_mutex_lock(&rt->shutdown_lock);
     rt->shutdown_called = true;
@@ -421,8 +427,8 @@ MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt)
 {
     if (!rt)
         return mvx__error(MVX_EINVAL, "mvx_runtime_release: rt is NULL");
-    if (mvx__on_worker_of(rt))
-        return mvx__error(MVX_EDEADLK, "mvx_runtime_release: called from a worker of rt");
+    if (runs_tasks_of(rt))
+        return mvx__error(MVX_EDEADLK, "mvx_runtime_release: called from a thread of rt");
     pthread_mutex_lock(&rt->shutdown_lock);
     bool shut = rt->shutdown_called;
     pthread_mutex_unlock(&rt->shutdown_lock);
@@ -439,8 +445,7 @@ MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt)
     }
     pthread_mutex_unlock(&rt->shutdown_lock);
     mvx__blocking_release(&rt->blocking);
-    int64_t live = mvx__arena_close_outside_heaps(&rt->arena);
-    atomic_fetch_add_explicit(&rt->arena.refs, live, mvx__relaxed);
+    mvx__arena_close_outside_heaps(&rt->arena);
     mvx__arena_unref(&rt->arena);
     return 0;
 }

@@ -225,8 +225,7 @@ void *mvx__worker_main(void *arg)
     mvx__tl_worker = NULL;
     mvx__tl_heap = NULL;
     /* From here on every free into this heap is an orphan free holding an arena reference. */
-    int64_t live = mvx__heap_close(w->heap);
-    atomic_fetch_add_explicit(&rt->arena.refs, live, mvx__relaxed);
+    mvx__heap_close(w->heap);
     atomic_store_explicit(&w->exited, true, mvx__release);
     mvx__arena_unref(&rt->arena); /* may free rt: touch nothing after this */
     return NULL;

@@ -327,6 +327,42 @@ START_TEST(a_task_awaits_a_blocking_job)
 }
 END_TEST
 
+/* Shutting the runtime down from one of its own blocking jobs would wait for that job. */
+struct self_stop {
+    mvx_runtime *rt;
+    int shutdown, release;
+};
+static int self_stop_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct self_stop *s = *(struct self_stop **)state;
+    s->shutdown = mvx_runtime_shutdown(s->rt, MVX_TIMEOUT_INFINITE);
+    s->release = mvx_runtime_release(s->rt);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable self_stop_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = self_stop_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+};
+
+START_TEST(shutdown_from_a_blocking_job_of_the_same_runtime_is_edeadlk)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, 0);
+    struct self_stop s = {rt, 0, 0};
+    struct self_stop *sp = &s;
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &self_stop_vt, &sp, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    ck_assert_int_eq(s.shutdown, MVX_EDEADLK);
+    ck_assert_int_eq(s.release, MVX_EDEADLK);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 START_TEST(blocking_functions_reject_bad_arguments)
 {
     ck_assert_int_eq(mvx_spawn_blocking(NULL, &empty_vt, NULL, NULL), MVX_EINVAL);
@@ -355,6 +391,7 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, a_blocked_pool_does_not_stall_the_workers);
     tcase_add_test(tc, pending_from_a_job_is_a_failure_and_failures_carry_payloads);
     tcase_add_test(tc, a_task_awaits_a_blocking_job);
+    tcase_add_test(tc, shutdown_from_a_blocking_job_of_the_same_runtime_is_edeadlk);
     tcase_add_test(tc, blocking_functions_reject_bad_arguments);
     suite_add_tcase(s, tc);
     return s;

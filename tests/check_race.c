@@ -327,6 +327,54 @@ START_TEST(tasks_spawned_from_many_threads_are_never_stranded)
 }
 END_TEST
 
+/* A worker leaves (shutdown) while another thread frees slots of that worker's heap: the
+ * closing heap's live slots must be counted into the runtime's references before any free can
+ * see the heap closed, or frees in between release references never added and the runtime is
+ * freed under the worker (it once was: a crash in a few rounds). */
+static atomic_int spam_go;
+static int spammer_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    mvx_runtime *r = state;
+    while (!atomic_load(&spam_go)) /* hold the worker until the shutdown starts */
+        sched_yield();
+    mvx_join_handle *jh;
+    while (mvx_spawn(r, &forever_vt, NULL, &jh) == 0)
+        mvx_join_release(jh); /* idle and unreachable: cancelled, freed from whichever thread */
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable spammer_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = spammer_poll,
+};
+static void *shutdown_in_background(void *r)
+{
+    mvx_runtime_shutdown(r, MVX_TIMEOUT_INFINITE);
+    return NULL;
+}
+
+START_TEST(frees_racing_a_worker_closing_its_heap_keep_the_runtime_alive)
+{
+    for (int round = 0; round < 300; round++) {
+        mvx_runtime_config cfg;
+        mvx_runtime_config_init(&cfg, sizeof cfg);
+        cfg.worker_threads = 1;
+        mvx_runtime *r;
+        ck_assert_int_eq(mvx_runtime_new(&cfg, &r), 0);
+        atomic_store(&spam_go, 0);
+        mvx_join_handle *jh;
+        ck_assert_int_eq(mvx_spawn(r, &spammer_vt, r, &jh), 0);
+        pthread_t th;
+        pthread_create(&th, NULL, shutdown_in_background, r);
+        atomic_store(&spam_go, 1);
+        pthread_join(th, NULL);
+        mvx_join_release(jh);
+        ck_assert_int_eq(mvx_runtime_release(r), 0);
+    }
+}
+END_TEST
+
 static Suite *race_suite(void)
 {
     Suite *s = suite_create("race");
@@ -340,6 +388,7 @@ static Suite *race_suite(void)
     tcase_add_test(tc, blocking_wait_racing_completion_always_returns);
     tcase_add_test(tc, a_token_passed_around_a_ring_of_tasks_is_never_lost);
     tcase_add_test(tc, tasks_spawned_from_many_threads_are_never_stranded);
+    tcase_add_test(tc, frees_racing_a_worker_closing_its_heap_keep_the_runtime_alive);
     suite_add_tcase(s, tc);
     return s;
 }
