@@ -56,7 +56,8 @@ struct mvx__heap {
     struct mvx__task *free[MVX__NCLASSES];   /* owner only */
     struct mvx__page *carve[MVX__NCLASSES];  /* owner only: page with uncarved slots */
     uint64_t carved;                         /* owner only: slots ever cut from pages */
-    struct mvx__spawn_plan plan;             /* owner only */
+    struct mvx__spawn_plan plans[4];         /* owner only: the last task types spawned */
+    unsigned next_plan;                      /* owner only: the entry replaced next */
     struct mvx__heap *all_next;              /* arena->heaps list (arena lock) */
     struct mvx__heap *pool_next;             /* arena->pool of unleased outside heaps */
     bool worker_owned;                       /* closed by its worker, not by release */

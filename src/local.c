@@ -33,6 +33,10 @@ struct mvx_local_set {
     struct mvx_local_set *owned_next; /* owner only: the owner thread's list of sets */
 };
 
+#ifndef RUN_UNTIL_SPIN_NS
+#define RUN_UNTIL_SPIN_NS 20000
+#endif
+
 static MVX_TLS char tl_identity;
 static MVX_TLS struct mvx_local_set *tl_running; /* the set the owner is driving now */
 static MVX_TLS struct mvx_local_set *tl_owned;   /* the sets this thread created, not freed */
@@ -235,6 +239,16 @@ MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *unti
             if (mvx_join_poll(until, &w) != MVX_EAGAIN)
                 continue;
             registered = true;
+        }
+        /* Spin first, as mvx_join_wait does: the awaited task or a wake often comes within
+         * microseconds, and a futex sleep plus a cross-core wake-up costs far more. */
+        int64_t spin_until = mvx__now_ns() + RUN_UNTIL_SPIN_NS;
+        for (unsigned i = 1; atomic_load_explicit(&set->wake_seq, mvx__acquire) == seq &&
+                             mvx_join_try(until) == MVX_EAGAIN;
+             i++) {
+            if ((i & 63) == 0 && mvx__now_ns() >= (spin_until < deadline ? spin_until : deadline))
+                break;
+            mvx__cpu_relax();
         }
         atomic_store_explicit(&set->owner_sleeping, 1, mvx__seq_cst);
         bool timed_out = false;

@@ -238,6 +238,15 @@ static inline bool plan_matches(const struct mvx__spawn_plan *plan, const mvx_ta
     return c->poll_signature == vt->poll_signature && c->drop_signature == vt->drop_signature;
 }
 
+static inline struct mvx__spawn_plan *find_plan(struct mvx__heap *heap, const mvx_task_vtable *vt,
+                                                uint8_t flags)
+{
+    for (int i = 0; i < 4; i++)
+        if (plan_matches(&heap->plans[i], vt, flags))
+            return &heap->plans[i];
+    return NULL;
+}
+
 /* Validates vt and computes its layout into *plan. */
 static MVX_NOINLINE int plan_spawn(const char *fn, struct mvx__spawn_plan *plan,
                                    const mvx_task_vtable *vt, void *state, uint8_t flags)
@@ -267,8 +276,9 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
     struct mvx__worker *w = mvx__tl_worker;
     bool on_worker = w && w->rt == rt;
     struct mvx__heap *heap = on_worker ? w->heap : mvx__arena_thread_heap(&rt->arena);
-    struct mvx__spawn_plan fallback, *plan = heap ? &heap->plan : &fallback;
-    if (!vt || !plan_matches(plan, vt, flags)) {
+    struct mvx__spawn_plan fallback, *plan = vt && heap ? find_plan(heap, vt, flags) : NULL;
+    if (!plan) {
+        plan = heap ? &heap->plans[heap->next_plan++ % 4] : &fallback;
         int r = plan_spawn(fn, plan, vt, state, flags);
         if (r)
             return r;
@@ -310,8 +320,8 @@ MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *s
      * everything else (and every error) takes the general path. */
     struct mvx__worker *w = mvx__tl_worker;
     if (MVX_LIKELY(w && w->rt == rt && vtable)) {
-        struct mvx__spawn_plan *plan = &w->heap->plan;
-        if (plan_matches(plan, vtable, 0) && (state || !vtable->state_size) &&
+        struct mvx__spawn_plan *plan = find_plan(w->heap, vtable, 0);
+        if (plan && (state || !vtable->state_size) &&
             atomic_load_explicit(&rt->phase, mvx__relaxed) == MVX__PHASE_RUNNING) {
             struct mvx__task *t = mvx__heap_alloc(w->heap, plan->cls);
             if (MVX_LIKELY(t != NULL)) {
