@@ -400,21 +400,31 @@ static enum after_pending transition_after_pending(struct mvx__task *t)
     }
 }
 
-void mvx__task_run(struct mvx__task *t)
+/* SCHEDULED -> RUNNING, then one poll, whose result goes to *r. Returns false when the task
+ * was cancelled instead (CANCEL found at the transition): nothing is left to do. */
+static inline bool start_and_poll(struct mvx__task *t, struct mvx_context *cx, int *r)
 {
     /* SCHEDULED -> RUNNING is +1 on the lifecycle, and NOTIFIED is never set while SCHEDULED. */
     uint64_t old =
         atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
     if (old & MVX__CANCEL) {
         mvx__task_cancel_popped(t);
-        return;
+        return false;
     }
+    cx->waker.vtable = &mvx__task_waker_vt;
+    cx->waker.data = t;
+    cx->task = t;
+    cx->failed = false; /* the other fail_* fields are set by mvx_context_fail */
+    *r = poll_task(t, cx);
+    return true;
+}
+
+void mvx__task_run(struct mvx__task *t)
+{
     struct mvx_context cx;
-    cx.waker.vtable = &mvx__task_waker_vt;
-    cx.waker.data = t;
-    cx.task = t;
-    cx.failed = false; /* the other fail_* fields are set by mvx_context_fail */
-    int r = poll_task(t, &cx);
+    int r;
+    if (!start_and_poll(t, &cx, &r))
+        return;
     if (MVX_LIKELY(r == MVX_POLL_PENDING)) {
         if (MVX_UNLIKELY(cx.failed))
             discard_fail(&cx);
@@ -444,18 +454,10 @@ void mvx__task_run(struct mvx__task *t)
 
 void mvx__task_run_once(struct mvx__task *t)
 {
-    uint64_t old =
-        atomic_fetch_add_explicit(&t->state, MVX__RUNNING - MVX__SCHEDULED, mvx__acquire);
-    if (old & MVX__CANCEL) {
-        mvx__task_cancel_popped(t);
-        return;
-    }
     struct mvx_context cx;
-    cx.waker.vtable = &mvx__task_waker_vt;
-    cx.waker.data = t;
-    cx.task = t;
-    cx.failed = false;
-    int r = poll_task(t, &cx);
+    int r;
+    if (!start_and_poll(t, &cx, &r))
+        return;
     bool aborted = atomic_load_explicit(&t->state, mvx__acquire) & MVX__CANCEL;
     if (r == MVX_POLL_READY) {
         if (MVX_UNLIKELY(cx.failed))

@@ -13,15 +13,23 @@ MVX_EXTERN int mvx_waker_clone(const mvx_waker *waker, mvx_waker *out)
     return 0;
 }
 
+/* Empties *waker (it becomes {NULL, NULL}) and returns what it held; NULL vtable if nothing. */
+static mvx_waker take(mvx_waker *waker)
+{
+    mvx_waker w = {NULL, NULL};
+    if (waker && waker->vtable) {
+        w = *waker;
+        waker->vtable = NULL;
+        waker->data = NULL;
+    }
+    return w;
+}
+
 MVX_EXTERN void mvx_waker_wake(mvx_waker *waker)
 {
-    if (!waker || !waker->vtable)
-        return;
-    const mvx_waker_vtable *vt = waker->vtable;
-    void *data = waker->data;
-    waker->vtable = NULL;
-    waker->data = NULL;
-    vt->wake(data);
+    mvx_waker w = take(waker);
+    if (w.vtable)
+        w.vtable->wake(w.data);
 }
 
 MVX_EXTERN void mvx_waker_wake_by_ref(const mvx_waker *waker)
@@ -32,13 +40,9 @@ MVX_EXTERN void mvx_waker_wake_by_ref(const mvx_waker *waker)
 
 MVX_EXTERN void mvx_waker_drop(mvx_waker *waker)
 {
-    if (!waker || !waker->vtable)
-        return;
-    const mvx_waker_vtable *vt = waker->vtable;
-    void *data = waker->data;
-    waker->vtable = NULL;
-    waker->data = NULL;
-    vt->drop(data);
+    mvx_waker w = take(waker);
+    if (w.vtable)
+        w.vtable->drop(w.data);
 }
 
 MVX_EXTERN int mvx_waker_will_wake(const mvx_waker *a, const mvx_waker *b)
