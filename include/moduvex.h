@@ -146,7 +146,7 @@ MVX_EXTERN const char *mvx_last_error(void);
  *   wake_by_ref: wake, keeping the data.
  *   drop:        release the data without waking. */
 typedef struct mvx_waker_vtable {
-    size_t size; /* sizeof(mvx_waker_vtable) */
+    size_t size; /* sizeof(mvx_waker_vtable); no reserved space */
     void *(*clone)(void *data);
     void (*wake)(void *data);
     void (*wake_by_ref)(void *data);
@@ -210,7 +210,7 @@ typedef int (*mvx_poll_fn)(void *state, mvx_context *cx, void *output);
  * Alignments must be 0 (meaning alignof(max_align_t)) or a power of two up to 16. The state plus
  * output copied inline must not exceed MVX_INLINE_MAX bytes; larger states go by pointer. */
 typedef struct mvx_task_vtable {
-    size_t size;                       /* sizeof(mvx_task_vtable) */
+    size_t size;                       /* sizeof(mvx_task_vtable); no reserved space */
     mvx_poll_fn poll;                  /* required */
     void (*drop)(void *state);         /* frees the state when the task completes, fails or is
                                           cancelled; called exactly once; may be NULL */
@@ -249,7 +249,7 @@ MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, 
  * payload; mvx_failure_clear() frees the message and calls payload_drop(payload). To keep the
  * payload, set payload to NULL before clearing. */
 typedef struct mvx_failure {
-    size_t size;   /* set by the caller: sizeof(mvx_failure) */
+    size_t size;   /* set by the caller: sizeof(mvx_failure); no reserved space */
     int code;      /* the code given to mvx_context_fail(), or an MVX_E* code */
     char *message; /* never NULL once filled */
     void *payload; /* may be NULL */
@@ -266,7 +266,8 @@ typedef struct mvx_runtime mvx_runtime;
 
 /* Runtime settings. Fill with mvx_runtime_config_init(), then change what you need. */
 typedef struct mvx_runtime_config {
-    size_t size;             /* set by mvx_runtime_config_init() */
+    size_t size;             /* sizeof(mvx_runtime_config), set by mvx_runtime_config_init();
+                                no reserved space */
     unsigned worker_threads; /* 0: the CPUs available to the process, cgroup quota respected */
     const char *thread_name; /* worker name prefix (copied; NULL: "mvx-worker"); threads are
                                 named "<prefix>-<index>", cut to 15 bytes */
@@ -325,7 +326,7 @@ MVX_EXTERN unsigned mvx_runtime_worker_count(const mvx_runtime *rt);
 /* Counters of one worker, updated by the worker without synchronisation and read here as a
  * snapshot: each counter is exact, the set of them is not a single instant. */
 typedef struct mvx_worker_stats {
-    size_t size;           /* set by the caller: sizeof(mvx_worker_stats) */
+    size_t size;           /* set by the caller: sizeof(mvx_worker_stats); no reserved space */
     uint64_t polls;        /* task polls run (cancellations excluded) */
     uint64_t local_spawns; /* tasks spawned by tasks running on this worker */
     uint64_t remote_tasks; /* tasks taken from the global queue (spawned or woken elsewhere) */
@@ -416,7 +417,7 @@ MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable
                                   mvx_join_handle **join);
 
 typedef struct mvx_blocking_stats {
-    size_t size;           /* set by the caller: sizeof(mvx_blocking_stats) */
+    size_t size;           /* set by the caller: sizeof(mvx_blocking_stats); no reserved space */
     unsigned threads;      /* pool threads alive */
     unsigned idle_threads; /* of which waiting for a job */
     unsigned running;      /* jobs running now */
