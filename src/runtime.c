@@ -37,14 +37,6 @@ bool mvx__on_worker_of(const struct mvx_runtime *rt)
     return mvx__tl_worker && mvx__tl_worker->rt == rt;
 }
 
-struct mvx__heap *mvx__runtime_heap(struct mvx_runtime *rt)
-{
-    struct mvx__worker *w = mvx__tl_worker;
-    if (w && w->rt == rt)
-        return w->heap;
-    return mvx__arena_thread_heap(&rt->arena);
-}
-
 /* ---- destruction ---- */
 
 static void runtime_free(struct mvx_runtime *rt)

@@ -46,8 +46,6 @@ void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yie
 void mvx__runtime_drain_inject(struct mvx_runtime *rt);
 /* Whether the calling thread is one of rt's workers. */
 bool mvx__on_worker_of(const struct mvx_runtime *rt);
-/* The heap the calling thread allocates rt's tasks from; NULL when out of memory. */
-struct mvx__heap *mvx__runtime_heap(struct mvx_runtime *rt);
 
 /* The number of CPUs this process may use: affinity mask and cgroup quota (cpu.c). */
 unsigned mvx__available_cpus(void);
