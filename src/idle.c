@@ -27,6 +27,7 @@
 #include "worker.h"
 
 #include <sched.h>
+#include <time.h>
 
 #define SEARCHING_MASK 0xffffu
 #define UNPARKED_ONE   (1u << 16)
@@ -140,11 +141,32 @@ static bool spin_for_work(struct mvx__worker *w)
     }
 }
 
+/* Work is visible but this worker keeps getting none: a producer stopped between its exchange
+ * and its link (inject.h), a steal or a batch in flight. That resolves itself within a few
+ * instructions of the other thread, so the worker retries at once; but once it has retried for
+ * longer than the spin budget, the thread it waits for is evidently not running (preempted, or
+ * starved by a serialising scheduler such as valgrind's, where a spinner can keep the other
+ * thread off the CPU indefinitely), and the worker steps off the CPU for a moment. */
+static void back_off_if_futile(struct mvx__worker *w)
+{
+    int64_t now = mvx__now_ns();
+    if (w->futile_since == 0) {
+        w->futile_since = now;
+        return;
+    }
+    if (now - w->futile_since < SPIN_NS)
+        return;
+    struct timespec pause = {0, 50000};
+    nanosleep(&pause, NULL);
+}
+
 void mvx__idle_sleep(struct mvx__worker *w)
 {
     struct mvx_runtime *rt = w->rt;
-    if (spin_for_work(w))
+    if (spin_for_work(w)) {
+        back_off_if_futile(w);
         return;
+    }
     atomic_store_explicit(&w->sleep, MVX__SLEEPING, mvx__seq_cst);
     uint32_t dec = UNPARKED_ONE + (w->searching ? 1 : 0);
     atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
@@ -156,6 +178,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
                                                     mvx__seq_cst)) {
             atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
             w->searching = true;
+            back_off_if_futile(w);
             return;
         }
         /* A notifier claimed us first and counted us: just wake up. */
@@ -166,4 +189,5 @@ void mvx__idle_sleep(struct mvx__worker *w)
     }
     atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
     w->searching = true;
+    w->futile_since = 0; /* slept: any streak of futile looks is over */
 }

@@ -19,6 +19,7 @@ struct mvx__worker {
     uint32_t rng;
     unsigned index;
     bool searching;
+    int64_t futile_since; /* when work became visible without this worker getting any; 0: not */
     /* Counters: written by the owner with plain stores, read by mvx_runtime_worker_stats. */
     _Atomic uint64_t polls, local_spawns, remote_tasks, steals, stolen_tasks, parks;
     /* Lifecycle, under rt->shutdown_lock except `exited`. */
