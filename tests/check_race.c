@@ -5,6 +5,8 @@
  */
 #include "helpers.h"
 
+#include <time.h>
+
 static mvx_runtime *rt;
 
 static void setup(void)
@@ -339,11 +341,18 @@ static int spammer_poll(void *state, mvx_context *cx, void *output)
     (void)cx;
     (void)output;
     mvx_runtime *r = state;
+    /* Both loops wait for other threads, so they leave the CPU for real now and then: under a
+     * serialising scheduler (valgrind's), sched_yield alone let this worker keep the shutdown
+     * thread off the CPU for good, spawning gigabytes of tasks. */
+    const struct timespec pause = {0, 10000};
     while (!atomic_load(&spam_go)) /* hold the worker until the shutdown starts */
-        sched_yield();
+        nanosleep(&pause, NULL);
     mvx_join_handle *jh;
-    while (mvx_spawn(r, &forever_vt, NULL, &jh) == 0)
+    for (unsigned n = 1; mvx_spawn(r, &forever_vt, NULL, &jh) == 0; n++) {
         mvx_join_release(jh); /* idle and unreachable: cancelled, freed from whichever thread */
+        if (n % 128 == 0)
+            nanosleep(&pause, NULL);
+    }
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable spammer_vt = {
