@@ -150,8 +150,10 @@ static bool spin_for_work(struct mvx__worker *w)
 static void back_off_if_futile(struct mvx__worker *w)
 {
     int64_t now = mvx__now_ns();
-    if (w->futile_since == 0) {
+    uint64_t polls = atomic_load_explicit(&w->polls, mvx__relaxed);
+    if (w->futile_since == 0 || w->futile_polls != polls) {
         w->futile_since = now;
+        w->futile_polls = polls;
         return;
     }
     if (now - w->futile_since < SPIN_NS)

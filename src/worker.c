@@ -215,7 +215,6 @@ void *mvx__worker_main(void *arg)
             mvx__idle_sleep(w);
             continue;
         }
-        w->futile_since = 0;
         if (w->searching)
             stop_searching(w);
         run(w, t);

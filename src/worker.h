@@ -19,13 +19,16 @@ struct mvx__worker {
     uint32_t rng;
     unsigned index;
     bool searching;
-    int64_t futile_since; /* when work became visible without this worker getting any; 0: not */
     /* Counters: written by the owner with plain stores, read by mvx_runtime_worker_stats. */
     _Atomic uint64_t polls, local_spawns, remote_tasks, steals, stolen_tasks, parks;
     /* Lifecycle, under rt->shutdown_lock except `exited`. */
     pthread_t thread;
     bool started, joined;
     _Atomic bool exited;
+    /* Idle path only (idle.c): when visible work started eluding this worker (0: it does not),
+     * and its poll count then; a poll since ends the streak. */
+    int64_t futile_since;
+    uint64_t futile_polls;
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
     struct mvx__deque deque;
 };
