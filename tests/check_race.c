@@ -5,8 +5,6 @@
  */
 #include "helpers.h"
 
-#include <time.h>
-
 static mvx_runtime *rt;
 
 static void setup(void)
@@ -344,14 +342,13 @@ static int spammer_poll(void *state, mvx_context *cx, void *output)
     /* Both loops wait for other threads, so they leave the CPU for real now and then: under a
      * serialising scheduler (valgrind's), sched_yield alone let this worker keep the shutdown
      * thread off the CPU for good, spawning gigabytes of tasks. */
-    const struct timespec pause = {0, 10000};
     while (!atomic_load(&spam_go)) /* hold the worker until the shutdown starts */
-        nanosleep(&pause, NULL);
+        usleep(10);
     mvx_join_handle *jh;
     for (unsigned n = 1; mvx_spawn(r, &forever_vt, NULL, &jh) == 0; n++) {
         mvx_join_release(jh); /* idle and unreachable: cancelled, freed from whichever thread */
         if (n % 128 == 0)
-            nanosleep(&pause, NULL);
+            usleep(10);
     }
     return MVX_POLL_READY;
 }
