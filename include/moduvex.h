@@ -86,7 +86,7 @@ extern "C" {
 /* Version                                                                                        */
 
 #define MVX_VERSION_MAJOR 1
-#define MVX_VERSION_MINOR 0
+#define MVX_VERSION_MINOR 1
 #define MVX_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH of the header the caller was compiled with. */
 #define MVX_VERSION_HEX (MVX_VERSION_MAJOR * 10000 + MVX_VERSION_MINOR * 100 + MVX_VERSION_PATCH)
