@@ -140,7 +140,10 @@ MVX_EXTERN const char *mvx_last_error(void);
 /* How a waker is implemented. The runtime builds wakers for its own tasks; callers build their own
  * (foreign wakers) to let another executor - a Rust future, a Go goroutine, a Lua loop, a plain
  * thread - be woken when a join handle becomes ready. Each callback receives the waker's data and
- * may be called from any thread, concurrently; none may be NULL.
+ * may be called from any thread, concurrently; none may be NULL, and size must be at least
+ * sizeof(mvx_waker_vtable): a waker whose vtable breaks either rule is refused with MVX_EINVAL by
+ * every function that takes a waker and returns an int (mvx_waker_clone, mvx_join_poll,
+ * mvx_local_set_new), and the void functions below skip a NULL callback instead of calling it.
  *   clone:       return data for a new, independent waker with the same vtable (take a reference).
  *   wake:        wake, and release this waker's data (consumes it).
  *   wake_by_ref: wake, keeping the data.
@@ -162,7 +165,9 @@ typedef struct mvx_waker {
 } mvx_waker;
 
 /* Sets *out to a new waker that wakes the same task (or foreign target) as *waker. The caller owns
- * *out and must eventually wake or drop it. Any thread. MVX_EINVAL if an argument is NULL. */
+ * *out and must eventually wake or drop it. Cloning the empty waker {NULL, NULL} gives the empty
+ * waker (and 0). Any thread. MVX_EINVAL if an argument is NULL or the vtable is invalid (see
+ * mvx_waker_vtable; *out is then not written). */
 MVX_EXTERN int mvx_waker_clone(const mvx_waker *waker, mvx_waker *out);
 /* Wakes and consumes *waker (it becomes {NULL, NULL}). Waking a task schedules it to be polled
  * again; waking a task that already finished or was cancelled does nothing. Any thread. */
@@ -241,13 +246,16 @@ MVX_EXTERN const mvx_waker *mvx_context_waker(mvx_context *cx);
  * destructor `payload_drop` (may be NULL) are handed to whoever takes the failure from the join
  * handle, or payload_drop(payload) is called when nobody does. A second call replaces the first
  * (dropping its payload). If poll then returns anything but MVX_POLL_FAILED the description is
- * discarded and the payload dropped. MVX_EINVAL if cx is NULL (payload is then not touched). */
+ * discarded and the payload dropped. payload_drop is never called with a NULL payload.
+ * MVX_EINVAL if cx is NULL; MVX_ENOMEM if the message cannot be copied. On either error nothing
+ * changed: an earlier description stands and payload is still the caller's. */
 MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, void *payload,
                                 void (*payload_drop)(void *payload));
 
 /* A task failure, moved out of a join handle by mvx_join_take(). The caller owns message and
- * payload; mvx_failure_clear() frees the message and calls payload_drop(payload). To keep the
- * payload, set payload to NULL before clearing. */
+ * payload; mvx_failure_clear() frees the message and calls payload_drop(payload) if both are
+ * non-NULL (a destructor never receives NULL). To keep the payload, set payload to NULL before
+ * clearing. */
 typedef struct mvx_failure {
     size_t size;   /* set by the caller: sizeof(mvx_failure); no reserved space */
     int code;      /* the code given to mvx_context_fail(), or an MVX_E* code */
@@ -395,8 +403,9 @@ MVX_EXTERN void mvx_join_release(mvx_join_handle *join);
  * it spawns on rt go to the workers. Returns as mvx_join_take: 0 with the output in `output`,
  * MVX_EFAILED (with *failure if given), MVX_ECANCELLED (runtime shut down meanwhile), or
  * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). On those last
- * four nothing ran and the caller still owns `state`; on 0, MVX_EFAILED and MVX_ECANCELLED the
- * task took it (and has dropped it). */
+ * four nothing ran and the caller still owns `state`: every argument (failure->size included) is
+ * checked before the task runs. On 0, MVX_EFAILED and MVX_ECANCELLED the task took it (and has
+ * dropped it). */
 MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                             void *output, size_t output_size, mvx_failure *failure);
 
@@ -496,7 +505,9 @@ MVX_EXTERN int mvx_local_set_run_until_idle(mvx_local_set *set);
 
 /* Drives the set until `until` (a handle of any task, local or not) finishes or the timeout
  * passes, sleeping while no task is ready. Returns the outcome as mvx_join_wait (MVX_ETIMEDOUT
- * included), or MVX_EPERM (not the owner thread). Owner thread only. */
+ * included), MVX_EDEADLK if `until` is an unfinished task of another local set of this thread
+ * (it cannot run while this thread waits here; with a zero timeout: MVX_ETIMEDOUT, as
+ * mvx_join_wait), or MVX_EPERM (not the owner thread). Owner thread only. */
 MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *until,
                                        int64_t timeout_ns);
 

@@ -66,6 +66,8 @@ MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker)
 {
     if (!join || !waker || !waker->vtable)
         return mvx__error(MVX_EINVAL, "mvx_join_poll: join or waker is NULL");
+    if (!mvx__waker_vtable_ok("mvx_join_poll", waker->vtable))
+        return MVX_EINVAL; /* before anything changes */
     struct mvx__task *t = task_of(join);
     uint64_t cur = atomic_load_explicit(&t->state, mvx__acquire);
     if (mvx__is_terminal(cur))

@@ -282,7 +282,7 @@ static void free_failure(struct mvx__failure_rec *rec)
     if (rec == &oom_failure)
         return;
     free(rec->message);
-    if (rec->payload_drop)
+    if (rec->payload_drop && rec->payload)
         rec->payload_drop(rec->payload);
     free(rec);
 }
@@ -293,7 +293,7 @@ static void discard_fail(struct mvx_context *cx)
     if (!cx->failed)
         return;
     free(cx->fail_message);
-    if (cx->fail_drop)
+    if (cx->fail_drop && cx->fail_payload)
         cx->fail_drop(cx->fail_payload);
     cx->failed = false;
     cx->fail_message = NULL;
@@ -333,7 +333,7 @@ static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_re
     rec->payload = described ? cx->fail_payload : NULL;
     rec->payload_drop = described ? cx->fail_drop : NULL;
     if (!rec->message) {
-        if (rec->payload_drop)
+        if (rec->payload_drop && rec->payload)
             rec->payload_drop(rec->payload);
         free(rec);
         return &oom_failure;
@@ -346,10 +346,13 @@ MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, 
 {
     if (!cx)
         return mvx__error(MVX_EINVAL, "mvx_context_fail: cx is NULL");
+    char *copy = NULL;
+    if (message && !(copy = strdup(message)))
+        return mvx__error(MVX_ENOMEM, "mvx_context_fail: out of memory copying the message");
     discard_fail(cx);
     cx->failed = true;
     cx->fail_code = code;
-    cx->fail_message = message ? strdup(message) : NULL;
+    cx->fail_message = copy;
     cx->fail_payload = payload;
     cx->fail_drop = payload_drop;
     return 0;
@@ -366,7 +369,7 @@ MVX_EXTERN void mvx_failure_clear(mvx_failure *f)
         return;
     if (f->message != mvx__oom_message)
         free(f->message);
-    if (f->payload_drop)
+    if (f->payload_drop && f->payload) /* destructors need not accept NULL */
         f->payload_drop(f->payload);
     f->message = NULL;
     f->payload = NULL;

@@ -236,4 +236,8 @@ void mvx__schedule(struct mvx__task *t, bool yield);
 
 extern const mvx_waker_vtable mvx__task_waker_vt;
 
+/* Whether a caller's waker vtable has the size and callbacks the header requires; records an
+ * MVX_EINVAL message naming `fn` if not. */
+bool mvx__waker_vtable_ok(const char *fn, const mvx_waker_vtable *vt);
+
 #endif
