@@ -50,7 +50,8 @@
  *
  * Threads. Every function may be called from any thread, concurrently, except where its comment
  *   names an owner: a join handle is used by one thread at a time (mvx_join_abort and
- *   mvx_join_is_finished excepted), a local set is driven and freed by the thread that created it,
+ *   mvx_join_is_finished excepted, though not concurrently with mvx_join_release: see there),
+ *   a local set is driven and freed by the thread that created it,
  *   and a context is valid only inside the poll call that received it.
  *
  * Structs. Every public struct a caller fills in or passes to the library starts with
@@ -387,12 +388,18 @@ MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker);
 MVX_EXTERN int mvx_join_take(mvx_join_handle *join, void *output, size_t output_size,
                              mvx_failure *failure);
 
-/* Requests cancellation. A task that is not running is cancelled by a worker soon after; a running
- * one right after its current poll returns pending; one that completes first keeps its output.
- * Repeated calls are harmless. 0 or MVX_EINVAL. Any thread, concurrently with the handle's user. */
+/* Requests cancellation. A task that is not running is cancelled by a worker soon after (a queued
+ * blocking job at once, see mvx_spawn_blocking); a running one right after its current poll
+ * returns pending; one that completes first keeps its output. Repeated calls are harmless.
+ * 0 or MVX_EINVAL. Any thread, concurrently with the handle's user, except with
+ * mvx_join_release: release may free the task at once, and nothing can tell an abort that races
+ * release from one made after it, which would touch freed memory or even cancel another task that
+ * reused the memory. So every abort must return before release is called (e.g. the releasing
+ * thread joins the aborting one, or they share a lock). */
 MVX_EXTERN int mvx_join_abort(mvx_join_handle *join);
 
-/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread. */
+/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread,
+ * ordered before mvx_join_release as mvx_join_abort is. */
 MVX_EXTERN int mvx_join_is_finished(const mvx_join_handle *join);
 
 /* Releases the handle. An unfinished task keeps running, detached; an output (or failure) never
@@ -417,11 +424,15 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
  * called exactly once, on a pool thread, and may block; it must return MVX_POLL_READY or
  * MVX_POLL_FAILED (MVX_POLL_PENDING counts as a failure with code MVX_EINVAL). Otherwise it is a
  * task like any other: same vtable, state and output rules, same join handle.
- * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order.
- * Abort: a job not started yet is cancelled; a job already running cannot be stopped: it
+ * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order. If the
+ * pool has no thread and none can be started, the spawn fails with MVX_ESYSTEM (MVX_ENOMEM if the
+ * thread's record cannot be allocated): nothing is queued and the caller still owns `state`
+ * (with a thread running, a job that could not get a new one waits for it instead).
+ * Abort: a job not started yet is cancelled at once (taken off the queue, its state dropped on
+ * the aborting thread, its waiters woken); a job already running cannot be stopped: it
  * finishes, its output is dropped and the join handle reports MVX_ECANCELLED.
  * Shutdown cancels queued jobs, waits for running ones within its timeout and counts those still
- * running in its result. Returns as mvx_spawn. Any thread. */
+ * running in its result. Returns as mvx_spawn, and MVX_ESYSTEM as above. Any thread. */
 MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                                   mvx_join_handle **join);
 
@@ -476,7 +487,7 @@ MVX_EXTERN size_t mvx_signature_return_size(const mvx_signature *sig);
  * caller's: it must remain valid until the task has finished. The task keeps a reference on sig.
  * flags: 0 runs fn on a worker (short, non-blocking functions), MVX_CALL_BLOCKING on the
  * blocking pool. Returns as mvx_spawn (MVX_EINVAL also for NULL fn, sig, or args when sig has
- * arguments). Any thread. */
+ * arguments; with MVX_CALL_BLOCKING also as mvx_spawn_blocking). Any thread. */
 MVX_EXTERN int mvx_spawn_call(mvx_runtime *rt, void (*fn)(void), const mvx_signature *sig,
                               void *const *args, unsigned flags, mvx_join_handle **join);
 

@@ -290,7 +290,7 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
         mvx__task_links(t)->next = NULL;
     }
     if (where->kind == MVX__SCHED_BLOCKING)
-        return mvx__blocking_submit(&rt->blocking, t, vt, state, &layout, flags, join);
+        return mvx__blocking_submit(fn, &rt->blocking, t, vt, state, &layout, flags, join);
     mvx__task_init(t, vt, state, &layout, where, flags, join != NULL);
     if (join)
         *join = (mvx_join_handle *)t;

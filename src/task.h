@@ -78,6 +78,7 @@ enum {
 #define MVX__TASK_CALL     0x4 /* a call task: holds a reference on the signature owning its vtable */
 #define MVX__TASK_FFI_POLL 0x8  /* vt->poll has vt->poll_signature: called through libffi */
 #define MVX__TASK_FFI_DROP 0x10 /* vt->drop has vt->drop_signature */
+#define MVX__TASK_BLOCKING 0x20 /* a blocking-pool job: sched is the runtime's pool */
 
 /* What a task's scheduler field points at: a runtime or a local set. */
 enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3 };
