@@ -144,8 +144,8 @@ MVX_EXTERN const char *mvx_last_error(void);
  * thread - be woken when a join handle becomes ready. Each callback receives the waker's data and
  * may be called from any thread, concurrently; none may be NULL, and size must be at least
  * sizeof(mvx_waker_vtable): a waker whose vtable breaks either rule is refused with MVX_EINVAL by
- * every function that takes a waker and returns an int (mvx_waker_clone, mvx_join_poll,
- * mvx_local_set_new), and the void functions below skip a NULL callback instead of calling it.
+ * mvx_waker_clone and every function that keeps a clone (mvx_join_poll, mvx_local_set_new,
+ * mvx_promise_on_cancel), and the void functions below skip a NULL callback instead of calling it.
  *   clone:       return data for a new, independent waker with the same vtable (take a reference).
  *   wake:        wake, and release this waker's data (consumes it).
  *   wake_by_ref: wake, keeping the data.
@@ -253,6 +253,13 @@ MVX_EXTERN const mvx_waker *mvx_context_waker(mvx_context *cx);
  * changed: an earlier description stands and payload is still the caller's. */
 MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, void *payload,
                                 void (*payload_drop)(void *payload));
+
+/* Tells the runtime that this poll has dropped the task's state itself (a binding unwinding a
+ * panic through the poll runs the state's destructors during the unwind, as tokio does): the
+ * vtable's drop will not be called for it. The poll must then return MVX_POLL_READY or
+ * MVX_POLL_FAILED; MVX_POLL_PENDING makes the task fail with code MVX_EINVAL, since it could
+ * never be polled again. Added in 1.1. 0, or MVX_EINVAL if cx is NULL. */
+MVX_EXTERN int mvx_context_forget_state(mvx_context *cx);
 
 /* A task failure, moved out of a join handle by mvx_join_take(). The caller owns message and
  * payload; mvx_failure_clear() frees the message and calls payload_drop(payload) if both are

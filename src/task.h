@@ -117,6 +117,7 @@ struct mvx_context {
     mvx_waker waker;
     struct mvx__task *task;
     bool failed;
+    bool state_gone; /* mvx_context_forget_state: poll dropped the state itself */
     int fail_code;
     char *fail_message;
     void *fail_payload;
