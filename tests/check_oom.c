@@ -63,6 +63,7 @@ int __real_posix_memalign(void **p, size_t a, size_t n);
 char *__real_strdup(const char *s);
 void *__real_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off);
 int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __real_eventfd(unsigned int initval, int flags);
 
 #define MAX_SITES 512
 static atomic_long calls;            /* counted calls so far */
@@ -174,6 +175,12 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
     if (should_fail(RA))
         return EAGAIN;
     return __real_pthread_create(t, a, fn, arg);
+}
+int __wrap_eventfd(unsigned int initval, int flags)
+{
+    if (should_fail(RA))
+        return errno = EMFILE, -1;
+    return __real_eventfd(initval, flags);
 }
 
 /* ============================================================================================= */
@@ -336,7 +343,7 @@ static const mvx_task_vtable yield_vt = VT(yield_poll);
 
 /* Parks until `park_open`; its waker is kept in `parked` so that the test can wake it. */
 static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
-static mvx_waker parked[8];
+static mvx_waker parked[8]; /* one slot per parked task: st.left */
 static atomic_int park_open;
 static int park_poll(void *state, mvx_context *cx, void *output)
 {
@@ -384,6 +391,15 @@ static int fail_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_FAILED;
 }
 static const mvx_task_vtable fail_vt = VT(fail_poll);
+
+/* Fails without a description (left 0) or returns a value that is no MVX_POLL_* (left 1). */
+static int bad_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx, (void)output;
+    return ((struct st *)state)->left ? 42 : MVX_POLL_FAILED;
+}
+static const mvx_task_vtable bad_vt = VT(bad_poll);
+#define EXPECT_BAD 2 /* finish(): failed with MVX_EFAILED, MVX_EINVAL or MVX_ENOMEM as its code */
 
 /* Spawns a yielding child on the current runtime and awaits it through its own waker. */
 static int parent_poll(void *state, mvx_context *cx, void *output)
@@ -522,6 +538,12 @@ static void finish(struct task *t, mvx_local_set *set, int expect, bool blocking
         FAIL("task %d: %s", t->id, mvx_err_name(r));
     if (expect == 1 && r != 0 && r != MVX_ECANCELLED)
         FAIL("task %d: %s", t->id, mvx_err_name(r));
+    if (expect == EXPECT_BAD) {
+        if (r != MVX_EFAILED || !f.message ||
+            (f.code != MVX_EFAILED && f.code != MVX_EINVAL && f.code != MVX_ENOMEM))
+            FAIL("bad task %d: %s, code %d", t->id, mvx_err_name(r), f.code);
+        mvx_failure_clear(&f);
+    }
     if (expect == MVX_EFAILED) {
         if (r != MVX_EFAILED)
             FAIL("fail task %d: %s", t->id, mvx_err_name(r));
@@ -578,6 +600,10 @@ static void scenario(void)
     finish(&a, NULL, 0, false);
     finish(&b, NULL, 0, false);
     finish(&c, NULL, MVX_EFAILED, false);
+    struct task bad0 = spawn_task(SPAWN, rt, NULL, &bad_vt, 0);
+    struct task bad1 = spawn_task(SPAWN, rt, NULL, &bad_vt, 1);
+    finish(&bad0, NULL, EXPECT_BAD, false);
+    finish(&bad1, NULL, EXPECT_BAD, false);
 
     /* Abort a parked task that a foreign waker awaits; try; is_finished. */
     struct task p = spawn_task(SPAWN, rt, NULL, &park_vt, 0);
@@ -669,6 +695,102 @@ static void scenario(void)
             mvx_join_release(jh);
         }
         mvx_signature_release(mvx_signature_ref(sig));
+    }
+
+    /* Notifiers: a parked task's handle wakes token 7 when the task is aborted; a second waker
+     * outlives its notifier. */
+    mvx_notifier *nt;
+    mvx_waker late = {NULL, NULL};
+    if (ok(mvx_notifier_new(&nt), "mvx_notifier_new")) {
+        mvx_waker nw;
+        struct task np = spawn_task(SPAWN, rt, NULL, &park_vt, 5);
+        if (ok(mvx_notifier_waker(nt, 7, &nw), "mvx_notifier_waker")) {
+            if (np.jh) {
+                int r = mvx_join_poll(np.jh, &nw);
+                if (r != MVX_EAGAIN && r != 0)
+                    FAIL("join_poll with a notifier waker: %s", mvx_err_name(r));
+                mvx_join_abort(np.jh);
+                if (mvx_join_wait(np.jh, LOST_NS) != MVX_ECANCELLED &&
+                    !mvx_join_is_finished(np.jh))
+                    FAIL("aborted task");
+                if (r == MVX_EAGAIN) { /* the handle's clone was woken: 7 is queued */
+                    uint64_t tokens[4];
+                    int k = 0;
+                    for (int i = 0; i < 1000 && k == 0; i++) {
+                        if (mvx_notifier_wait(nt, LOST_NS) != 0)
+                            FAIL("mvx_notifier_wait");
+                        k = mvx_notifier_drain(nt, tokens, 4);
+                    }
+                    if (k != 1 || tokens[0] != 7)
+                        FAIL("drain: %d tokens", k);
+                }
+            }
+            mvx_waker_wake_by_ref(&nw);
+            mvx_waker_drop(&nw);
+        }
+        if (np.jh)
+            mvx_join_abort(np.jh);
+        finish(&np, NULL, 1, false);
+        mvx_notifier_stats ns = {.size = sizeof ns};
+        if (mvx_notifier_stats_get(nt, &ns) != 0 || mvx_notifier_fd(nt) < 0)
+            FAIL("notifier stats or fd");
+        if (!ok(mvx_notifier_waker(nt, 8, &late), "mvx_notifier_waker"))
+            late = (mvx_waker){NULL, NULL};
+        mvx_notifier_free(nt);
+    }
+    mvx_waker_wake_by_ref(&late); /* does nothing: the notifier is freed */
+    mvx_waker_drop(&late);
+
+    /* Promises: resolved and taken; failed; resolved with the handle released (output dropped);
+     * released unresolved (cancelled); aborted with a cancel waker registered. */
+    for (int kind = 0; kind < 5; kind++) {
+        int k = kind; /* what is expected of this promise */
+        int id = new_id();
+        mvx_promise *pr;
+        mvx_join_handle *pj = NULL;
+        if (!ok(mvx_spawn_promise(rt, sizeof(int), _Alignof(int), out_drop, &pr,
+                                  k == 2 ? NULL : &pj),
+                "mvx_spawn_promise"))
+            continue;
+        int r = 0;
+        if (k == 0 || k == 2) {
+            r = mvx_promise_resolve(pr, &id);
+            if (r != 0)
+                FAIL("mvx_promise_resolve: %s", mvx_err_name(r));
+            atomic_fetch_add(&produced[id], 1);
+        } else if (k == 1) {
+            payload_ids[id] = id;
+            atomic_fetch_add(&payload_made[id], 1);
+            r = mvx_promise_fail(pr, FAIL_CODE, "boom", &payload_ids[id], payload_drop);
+            if (!ok(r, "mvx_promise_fail")) {
+                payload_drop(&payload_ids[id]); /* still ours */
+                r = mvx_promise_fail(pr, FAIL_CODE, NULL, NULL, NULL);
+                if (!ok(r, "mvx_promise_fail without a message"))
+                    k = 3; /* nothing changed: released unresolved below, so cancelled */
+            }
+        } else if (k == 4) {
+            if (!ok(mvx_promise_on_cancel(pr, &foreign), "mvx_promise_on_cancel"))
+                FAIL("on_cancel");
+            mvx_join_abort(pj);
+            if (!mvx_promise_is_cancelled(pr))
+                FAIL("an aborted promise is not cancelled");
+        }
+        mvx_promise_release(pr);
+        if (pj) {
+            int out = -1;
+            mvx_failure f = {.size = sizeof f};
+            r = mvx_join_wait(pj, LOST_NS);
+            int want = k == 0 ? 0 : k == 1 ? MVX_EFAILED : MVX_ECANCELLED;
+            if (r != want || mvx_join_take(pj, &out, sizeof out, &f) != want)
+                FAIL("promise k %d: %s", k, mvx_err_name(r));
+            if (r == 0) {
+                if (out != id)
+                    FAIL("promise output");
+                atomic_fetch_add(&taken[out], 1);
+            }
+            mvx_failure_clear(&f);
+            mvx_join_release(pj);
+        }
     }
 
     /* Shutdown with tasks parked (cancelled), one of them detached, one awaited by a foreign
@@ -771,6 +893,8 @@ static long run_one(long n, bool *is_failed, int *defects)
     if (pipe(fds) != 0)
         return perror("pipe"), -1;
     fflush(NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pid_t pid = fork();
     if (pid < 0)
         return perror("fork"), -1;
@@ -790,6 +914,10 @@ static long run_one(long n, bool *is_failed, int *defects)
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (secs > 2)
+        printf("check-oom: N=%ld: slow, %.1f s\n", n, secs);
     long ncalls = -1;
     *is_failed = false;
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
