@@ -392,7 +392,7 @@ static void *storm_thread(void *arg)
 {
     struct storm *s = arg;
     pthread_barrier_wait(s->barrier);
-    for (int i = 0; i < 20000; i++)
+    for (int i = 0; i < scaled(20000); i++)
         mailbox_wake_only(s->m);
     return NULL;
 }
@@ -438,7 +438,7 @@ static void *spawn_thread(void *arg)
 {
     struct spawn_thread_arg *a = arg;
     pthread_barrier_wait(a->barrier);
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < scaled(5000); i++) {
         struct yielder y = {i % 2, i};
         mvx_join_handle *jh;
         ck_assert_int_eq(mvx_spawn(a->rt, &yielder_vt, &y, &jh), 0);
@@ -493,7 +493,7 @@ END_TEST
 
 START_TEST(shutdown_cancels_100k_pending_tasks_once_each)
 {
-    enum { N = 100000 };
+    const int N = scaled(100000);
     mvx_runtime *rt = new_runtime(2);
     mvx_join_handle **jh = malloc(N * sizeof *jh);
     struct mailbox m;
