@@ -419,7 +419,7 @@ START_TEST(wake_storm_from_many_threads_loses_nothing)
         ck_assert_int_lt(waited, 5 * SEC); /* woken at least once */
         usleep(1000);
     }
-    ck_assert_int_le(atomic_load(&m.polls), 1 + N * 20000); /* never more than the wakes */
+    ck_assert_int_le(atomic_load(&m.polls), 1 + N * scaled(20000)); /* never more than the wakes */
     mailbox_deliver(&m);
     ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
     ck_assert_int_eq(atomic_load(&g_drops), 1);
@@ -465,9 +465,9 @@ START_TEST(spawns_from_many_threads_all_complete)
         pthread_create(&th[i], NULL, spawn_thread, &a);
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
-    wait_until_int(&g_drops, N * 5000, 10 * SEC);
+    wait_until_int(&g_drops, N * scaled(5000), 10 * SEC);
     ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
-    ck_assert_int_eq(atomic_load(&g_drops), N * 5000);
+    ck_assert_int_eq(atomic_load(&g_drops), N * scaled(5000));
     pthread_barrier_destroy(&barrier);
     mvx_runtime_release(rt);
 }
