@@ -78,6 +78,7 @@ enum {
 #define MVX__TASK_CALL     0x4 /* a call task: holds a reference on the signature owning its vtable */
 #define MVX__TASK_FFI_POLL 0x8  /* vt->poll has vt->poll_signature: called through libffi */
 #define MVX__TASK_FFI_DROP 0x10 /* vt->drop has vt->drop_signature */
+#define MVX__TASK_BLOCKING 0x20 /* a blocking-pool job: sched is the runtime's pool */
 
 /* What a task's scheduler field points at: a runtime or a local set. */
 enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3, MVX__SCHED_PROMISE = 4 };
@@ -116,6 +117,7 @@ struct mvx_context {
     mvx_waker waker;
     struct mvx__task *task;
     bool failed;
+    bool state_gone; /* mvx_context_forget_state: poll dropped the state itself */
     int fail_code;
     char *fail_message;
     void *fail_payload;
@@ -259,5 +261,9 @@ extern const char mvx__oom_message[];
 void mvx__schedule(struct mvx__task *t, bool yield);
 
 extern const mvx_waker_vtable mvx__task_waker_vt;
+
+/* Whether a caller's waker vtable has the size and callbacks the header requires; records an
+ * MVX_EINVAL message naming `fn` if not. */
+bool mvx__waker_vtable_ok(const char *fn, const mvx_waker_vtable *vt);
 
 #endif
