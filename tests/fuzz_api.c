@@ -7,8 +7,8 @@
  * used after its release, local sets are driven on their owner (this thread), no wait is
  * infinite unless the task must finish. Results are checked against the header (the outcome
  * codes each call may return, a take agreeing with try) and, at the end of each input, after
- * everything is released and every runtime shut down with an infinite timeout, the accounting
- * must be exact: every state spawned dropped exactly once, every output written taken or
+ * everything is released, the input's own runtime shut down with an infinite timeout and the
+ * tasks of the runtime kept across inputs woken and settled, the accounting must be exact: every state spawned dropped exactly once, every output written taken or
  * dropped exactly once, every failure payload dropped once, every foreign waker clone given
  * back. LeakSanitizer (libFuzzer's -detect_leaks) checks the rest. A violation aborts, so
  * libFuzzer keeps the input. Built with clang's -fsanitize=fuzzer,address,undefined.
