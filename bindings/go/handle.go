@@ -180,7 +180,7 @@ func (h *Handle) Done() <-chan struct{} { return h.c.done }
 
 // spinChecks is how many times Wait checks the task before parking on Done: a call that returns
 // at once is usually finished within a few microseconds, sooner than the poller could be woken.
-const spinChecks = 0
+var spinChecks = envInt("MVX_GO_SPIN", 0)
 
 // Wait waits for the task and returns nil (completed), ErrCancelled, a *TaskError, or ctx.Err()
 // when ctx ends first (the task goes on: a cancelled Wait does not abort). After Close it
@@ -274,3 +274,4 @@ func Result[T Number](ctx context.Context, h *Handle) (T, error) {
 	}
 	return *(*T)(unsafe.Pointer(&out[0])), nil
 }
+

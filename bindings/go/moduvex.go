@@ -17,6 +17,8 @@ import "C"
 import (
 	"context"
 	"os"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +85,15 @@ type Runtime struct {
 
 const drainMax = 256
 
+var pollSpin = envInt("MVX_GO_POLL_SPIN", 0)
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}
+
 // entry is what a token completes: a handle's core, or a Go task's cancel function.
 type entry struct {
 	c      *core
@@ -144,9 +155,20 @@ func (rt *Runtime) poll() {
 	}
 	for {
 		err := raw.Read(func(uintptr) bool {
-			for rt.drain() == drainMax {
+			// Drain until empty; then check again pollSpin times before parking, as completions
+			// often follow each other closely and a netpoller wake-up costs a thread hand-off.
+			for spun := 0; ; {
+				switch n := rt.drain(); {
+				case n == drainMax:
+				case n > 0:
+					spun = 0
+				case spun < pollSpin:
+					spun++
+					runtime.Gosched()
+				default:
+					return false // wait for readability
+				}
 			}
-			return false // wait for readability
 		})
 		if err != nil {
 			return // Close closed the file

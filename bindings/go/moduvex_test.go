@@ -808,3 +808,18 @@ func TestWithCPUProfile(t *testing.T) {
 		g.Close()
 	}
 }
+
+// The top-level README's Go example is examples/cosjoin/main.go, verbatim.
+func TestReadmeExampleIsTheExampleProgram(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile("examples/cosjoin/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, append(append([]byte("```go\n"), prog...), "```\n"...)) {
+		t.Fatal("README.md's Go example differs from examples/cosjoin/main.go")
+	}
+}
