@@ -70,7 +70,12 @@ func main() {
 			}
 			per[impl], _ = strconv.ParseFloat(fields[impl]["median_ns"], 64)
 		}
-		note := fmt.Sprintf("ratio %s: moduvex-go/go median %.3f", w.Name, per["moduvex-go"]/per["go"])
+		cpuOf := func(impl string) float64 {
+			v, _ := strconv.ParseFloat(fields[impl]["cpu_per_task_ns"], 64)
+			return v
+		}
+		note := fmt.Sprintf("ratio %s: moduvex-go/go median %.3f, cpu %.3f", w.Name,
+			per["moduvex-go"]/per["go"], cpuOf("moduvex-go")/cpuOf("go"))
 		if w.Peaks {
 			note += fmt.Sprintf(", peak threads %s vs %s, peak RSS %s kB vs %s kB",
 				fields["moduvex-go"]["peak_threads"], fields["go"]["peak_threads"],
@@ -95,15 +100,17 @@ func runOne(w benchwork.Workload, impl string, workers, pool, iters int) {
 	}
 	ns := make([]int64, iters)
 	peakThreads, peakRSS := 0, 0
+	cpu := int64(0)
 	for i := range ns {
 		var stop func() int
 		if w.Peaks {
 			benchwork.ResetPeakRSS()
 			stop = benchwork.SamplePeakThreads()
 		}
-		t := time.Now()
+		c, t := benchwork.CPUTime(), time.Now()
 		iter()
 		ns[i] = int64(time.Since(t))
+		cpu += benchwork.CPUTime() - c
 		if w.Peaks {
 			peakThreads = max(peakThreads, stop())
 			peakRSS = max(peakRSS, benchwork.PeakRSS())
@@ -111,7 +118,7 @@ func runOne(w benchwork.Workload, impl string, workers, pool, iters int) {
 	}
 	cleanup()
 	sort.Slice(ns, func(a, b int) bool { return ns[a] < ns[b] })
-	fmt.Println(benchwork.Line(w, impl, workers, ns, peakThreads, peakRSS))
+	fmt.Println(benchwork.Line(w, impl, workers, ns, cpu, peakThreads, peakRSS))
 }
 
 func max(a, b int) int {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	moduvex "moduvex/bindings/go"
@@ -246,11 +247,21 @@ func SamplePeakThreads() (stop func() int) {
 	}
 }
 
-// Line formats a result line of ../../shared/peers/README.md.
-func Line(w Workload, impl string, workers int, ns []int64, peakThreads, peakRSS int) string {
+// CPUTime is the process's CPU time (user + system, all threads) in nanoseconds.
+func CPUTime() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// Line formats a result line of bench/compare (../../shared/peers/README.md), sorted ns, plus
+// cpu_per_task_ns (process CPU over all timed iterations per operation, as trickle's): on a
+// loaded machine wall times mostly measure waiting for a CPU, CPU time much less so.
+func Line(w Workload, impl string, workers int, ns []int64, cpuNs int64, peakThreads, peakRSS int) string {
 	med := (ns[(len(ns)-1)/2] + ns[len(ns)/2]) / 2
-	s := fmt.Sprintf("bench=%s impl=%s threads=%d iters=%d median_ns=%d min_ns=%d per_task_ns=%.1f",
-		w.Name, impl, workers, len(ns), med, ns[0], float64(med)/float64(w.Ops))
+	s := fmt.Sprintf("bench=%s impl=%s threads=%d iters=%d median_ns=%d min_ns=%d per_task_ns=%.1f cpu_per_task_ns=%.1f",
+		w.Name, impl, workers, len(ns), med, ns[0], float64(med)/float64(w.Ops),
+		float64(cpuNs)/float64(len(ns)*w.Ops))
 	if w.Peaks {
 		s += fmt.Sprintf(" peak_threads=%d peak_rss_kb=%d", peakThreads, peakRSS)
 	}
