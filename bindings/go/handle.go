@@ -274,4 +274,3 @@ func Result[T Number](ctx context.Context, h *Handle) (T, error) {
 	}
 	return *(*T)(unsafe.Pointer(&out[0])), nil
 }
-

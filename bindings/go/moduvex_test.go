@@ -823,3 +823,45 @@ func TestReadmeExampleIsTheExampleProgram(t *testing.T) {
 		t.Fatal("README.md's Go example differs from examples/cosjoin/main.go")
 	}
 }
+
+func TestOptionsNameAndBoundThreads(t *testing.T) {
+	rt := newRuntime(t, Workers(3), ThreadName("gotest"), MaxBlocking(2))
+	usleep, _ := Lookup("libc.so.6", "usleep")
+	sig := mustSig(t, "i32(u32)")
+	var hs []*Handle
+	for i := 0; i < 6; i++ {
+		h, err := rt.CallBlocking(context.Background(), usleep, sig, uint32(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	// Threads name themselves once started: look until the workers are there.
+	var names map[string]int
+	for i := 0; i < 5000; i++ {
+		names = map[string]int{}
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/comm")
+			names[strings.TrimSpace(string(b))]++
+		}
+		if names["gotest-0"]+names["gotest-1"]+names["gotest-2"] == 3 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, h := range hs {
+		if err := h.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+	}
+	for _, w := range []string{"gotest-0", "gotest-1", "gotest-2"} {
+		if names[w] != 1 {
+			t.Errorf("no worker thread %q in %v", w, names)
+		}
+	}
+	if names["gotest-blk"] > 2 {
+		t.Errorf("%d pool threads for MaxBlocking(2)", names["gotest-blk"])
+	}
+}
