@@ -3,7 +3,7 @@
 // on stderr. Each pair runs in a child process of its own, so that threads and peak RSS are
 // its own. Usage: moduvex-go-bench [workload ...]; MVX_BENCH_THREADS (workers, 2),
 // MVX_BENCH_ITERS (30; the fan-out runs a fifth of them, at least 3), MVX_GO_BENCH_POOL
-// (the blocking pool, 256).
+// (the blocking pool, 64).
 package main
 
 import (
@@ -30,7 +30,7 @@ var impls = []string{"moduvex-go", "go"}
 func main() {
 	workers := envInt("MVX_BENCH_THREADS", 2)
 	iters := envInt("MVX_BENCH_ITERS", 30)
-	pool := envInt("MVX_GO_BENCH_POOL", 256)
+	pool := envInt("MVX_GO_BENCH_POOL", 64)
 	if one := os.Getenv("MVX_GO_BENCH_ONE"); one != "" {
 		name, impl, _ := strings.Cut(one, ":")
 		for _, w := range benchwork.Workloads {
