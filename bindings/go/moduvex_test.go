@@ -24,6 +24,7 @@ import (
 // handles it made).
 func newRuntime(t *testing.T, opts ...Option) *Runtime {
 	t.Helper()
+	goroutines := runtime.NumGoroutine()
 	rt, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +34,13 @@ func newRuntime(t *testing.T, opts ...Option) *Runtime {
 			t.Errorf("Close: %v", err)
 		}
 		rt.goTasks.Wait()
+		// The poller and the ctx watchers are gone (they exit on their own, soon after).
+		for i := 0; i < 2000 && runtime.NumGoroutine() > goroutines; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines {
+			t.Errorf("%d goroutines left behind", n-goroutines)
+		}
 		if n := rt.registered(); n != 0 {
 			t.Errorf("%d tokens still registered", n)
 		}
@@ -746,10 +754,10 @@ func TestFinalizerReleasesForgottenHandles(t *testing.T) {
 // signal.Notify installed, signals arriving on any thread (a moduvex one included) while calls
 // run: everything completes and the signals reach the channel.
 func TestWithSignalNotify(t *testing.T) {
-	rt := newRuntime(t, Workers(2), MaxBlocking(4))
 	ch := make(chan os.Signal, 100)
-	signalNotify(ch)
+	signalNotify(ch) // first: os/signal's own goroutine is not the binding's
 	defer signalStop(ch)
+	rt := newRuntime(t, Workers(2), MaxBlocking(4))
 	ctx := context.Background()
 	usleep, _ := Lookup("libc.so.6", "usleep")
 	sig := mustSig(t, "i32(u32)")
