@@ -144,6 +144,8 @@ static void publish_next(struct mvx__wheel *wh)
 static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_t when)
 {
     uint64_t last = wh->elapsed | WHEEL_TICKS_MASK;
+    if (MVX_UNLIKELY(when <= wh->elapsed))
+        when = wh->elapsed + 1; /* not reached: callers fire those */
     if (when > last)
         when = last > wh->elapsed ? last : wh->elapsed + 1; /* beyond the wheel: re-inserted */
     unsigned l = level_for(wh->elapsed, when);
@@ -184,9 +186,14 @@ static void flush(mvx_waker *batch, unsigned n)
 }
 
 /* Fires every timer due at `now`, cascading what is due for it. The lock is taken by the caller
- * and held on return; it is let go while a full batch of wakers is woken. Returns the count. */
+ * and held on return; it is let go while a full batch of wakers is woken, and `processing` keeps
+ * any other thread from processing meanwhile (elapsed must not move under this loop). Returns
+ * the count. */
 static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
 {
+    if (wh->processing)
+        return 0; /* another thread is at it, between two batches */
+    wh->processing = true;
     uint64_t now_tick = (uint64_t)now >> TICK_SHIFT;
     mvx_waker batch[FIRE_BATCH];
     unsigned n = 0, fired = 0;
@@ -199,7 +206,7 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
         struct mvx__timer *t;
         while ((t = wh->slots[l][slot]) != NULL) {
             wheel_unlink(wh, t);
-            if (t->deadline > now) {
+            if (t->deadline > now && tick_of(t->deadline) > wh->elapsed) {
                 wheel_insert(wh, t, tick_of(t->deadline)); /* a lower level: later than now */
                 continue;
             }
@@ -225,6 +232,7 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
     if (wh->count == 0 && now_tick > wh->elapsed)
         wh->elapsed = now_tick; /* nothing linked: catch up, for precise levels */
     publish_next(wh);
+    wh->processing = false;
     if (n) {
         wheel_unlock(wh);
         flush(batch, n);

@@ -47,6 +47,7 @@ struct mvx__worker;
 struct mvx__wheel {
     _Atomic uint32_t lock;
     uint32_t count;          /* linked timers */
+    bool processing;         /* a thread is firing it (and may have let go of the lock) */
     uint64_t elapsed;        /* ticks: the start of the slot processed last */
     struct mvx__worker *owner;
     /* Nanoseconds at which the earliest occupied slot is due (INT64_MAX: none). Read without the
