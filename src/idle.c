@@ -15,7 +15,8 @@
  *
  *   AWAKE --store--> SLEEPING --notifier CAS--> WOKEN --worker--> AWAKE
  *                       |
- *                       +--worker's own CAS (work appeared while committing)--> AWAKE
+ *                       +--worker's own CAS (work appeared while committing, or the futex
+ *                          wait reached the next timer deadline)--> AWAKE
  *
  * Lost wake-ups are excluded by ordering (all seq_cst): the worker publishes SLEEPING, then
  * decrements `unparked`, then looks at every queue once more; a producer pushes, then reads the
