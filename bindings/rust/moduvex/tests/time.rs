@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moduvex::time::{self, Elapsed, Instant, MissedTickBehavior};
-use moduvex::{JoinError, Runtime};
+use moduvex::Runtime;
 
 fn runtime() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()
@@ -155,7 +155,7 @@ fn dropping_armed_sleeps_and_aborting_sleeping_tasks() {
         h.abort();
     }
     for h in handles {
-        assert!(matches!(rt.block_on(h), Err(JoinError::Cancelled)));
+        assert!(rt.block_on(h).unwrap_err().is_cancelled());
     }
     assert_eq!(done.load(Ordering::SeqCst), 0);
 }
