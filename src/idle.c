@@ -24,6 +24,7 @@
  * count and tries again, so a miscount never outlives the notify that made it.
  */
 #include "futex.h"
+#include "spin.h"
 #include "worker.h"
 
 #include <sched.h>
@@ -78,8 +79,12 @@ static bool claim_sleeper(struct mvx_runtime *rt)
     for (unsigned i = 0; i < n; i++) {
         struct mvx__worker *w = rt->workers[(start + i) % n];
         uint32_t expected = MVX__SLEEPING;
-        if (atomic_load_explicit(&w->sleep, mvx__relaxed) == MVX__SLEEPING &&
-            atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
+        if (atomic_load_explicit(&w->sleep, mvx__relaxed) != MVX__SLEEPING)
+            continue;
+        /* Before the claim, so that the sleeper's acquire of WOKEN sees it (a loser's later
+         * store only makes the time a little late). */
+        atomic_store_explicit(&w->woken_at, mvx__now_ns(), mvx__relaxed);
+        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
                                                     mvx__relaxed)) {
             mvx__futex_wake(&w->sleep, 1);
             return true;
@@ -117,21 +122,27 @@ void mvx__idle_wake_all(struct mvx_runtime *rt)
     }
 }
 
-/* Spins a little before sleeping: a cross-core futex wake-up costs tens of microseconds on small
- * VMs, far more than a task. Only searchers spin, so at most half the workers burn CPU. */
-#ifndef SPIN_NS
-#define SPIN_NS 50000
-#endif
-
-static bool spin_for_work(struct mvx__worker *w)
+/* Spins before sleeping, for as long as the worker's budget says (spin.h: adaptive by default,
+ * so that a runtime fed slowly sleeps between tasks instead of spinning after each). Only
+ * searchers spin, so at most half the workers burn CPU. Returns whether work (or shutdown)
+ * showed up. */
+static bool spin_for_work(struct mvx__worker *w, int64_t since, bool *spun)
 {
+    *spun = false;
     if (!w->searching)
         return false;
-    int64_t deadline = mvx__now_ns() + SPIN_NS;
+    int64_t budget = mvx__spin_budget(&w->spin, w->rt->spin_ns, MVX__SPIN_MAX_NS);
+    if (budget <= 0)
+        return false;
+    *spun = true;
+    mvx__stat_inc(&w->spins);
+    int64_t deadline = since + budget;
     for (unsigned i = 1;; i++) {
         if (mvx__idle_work_visible(w) ||
-            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+            mvx__stat_inc(&w->spins_found);
             return true;
+        }
         if ((i & 63) == 0) {
             if (mvx__now_ns() > deadline)
                 return false;
@@ -144,52 +155,86 @@ static bool spin_for_work(struct mvx__worker *w)
 /* Work is visible but this worker keeps getting none: a producer stopped between its exchange
  * and its link (inject.h), a steal or a batch in flight. That resolves itself within a few
  * instructions of the other thread, so the worker retries at once; but once it has retried for
- * longer than the spin budget, the thread it waits for is evidently not running (preempted, or
+ * longer than the spin ceiling, the thread it waits for is evidently not running (preempted, or
  * starved by a serialising scheduler such as valgrind's, where a spinner can keep the other
- * thread off the CPU indefinitely), and the worker steps off the CPU for a moment. */
-static void back_off_if_futile(struct mvx__worker *w)
+ * thread off the CPU indefinitely), and the worker steps off the CPU for a moment. This is a
+ * liveness rule, not a spin policy: it holds whatever mvx_runtime_config.spin_ns says. */
+static void back_off_if_futile(struct mvx__worker *w, int64_t now)
 {
-    int64_t now = mvx__now_ns();
     uint64_t polls = atomic_load_explicit(&w->polls, mvx__relaxed);
     if (w->futile_since == 0 || w->futile_polls != polls) {
         w->futile_since = now;
         w->futile_polls = polls;
         return;
     }
-    if (now - w->futile_since < SPIN_NS)
+    if (now - w->futile_since < MVX__SPIN_MAX_NS)
         return;
     struct timespec pause = {0, 50000};
     nanosleep(&pause, NULL);
 }
 
+/* Sleeps on the worker's futex until a notifier claims it (SLEEPING -> WOKEN) or deadline_ns
+ * passes (INT64_MAX: none; a timer wheel passes its next deadline here). Returns true when
+ * claimed; false when the deadline passed first and the worker took itself back
+ * (SLEEPING -> AWAKE), in which case the caller must count itself awake again. */
+static bool park(struct mvx__worker *w, int64_t deadline_ns)
+{
+    mvx__stat_inc(&w->parks);
+    while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING) {
+        if (!mvx__futex_wait(&w->sleep, MVX__SLEEPING, deadline_ns)) {
+            uint32_t expected = MVX__SLEEPING;
+            if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
+                                                        mvx__seq_cst, mvx__seq_cst))
+                return false;
+            /* Claimed just as the deadline passed: woken after all. */
+        }
+    }
+    return true;
+}
+
 void mvx__idle_sleep(struct mvx__worker *w)
 {
     struct mvx_runtime *rt = w->rt;
-    if (spin_for_work(w)) {
-        back_off_if_futile(w);
+    int64_t since = mvx__now_ns();
+    bool spun;
+    if (spin_for_work(w, since, &spun)) {
+        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, true, mvx__now_ns() - since);
+        back_off_if_futile(w, since);
         return;
     }
     atomic_store_explicit(&w->sleep, MVX__SLEEPING, mvx__seq_cst);
     uint32_t dec = UNPARKED_ONE + (w->searching ? 1 : 0);
     atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
     w->searching = false;
+    bool claimed;
     if (mvx__idle_work_visible(w) ||
         atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING) {
         uint32_t expected = MVX__SLEEPING;
-        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE, mvx__seq_cst,
-                                                    mvx__seq_cst)) {
+        claimed = !atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
+                                                           mvx__seq_cst, mvx__seq_cst);
+        if (!claimed) {
             atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
             w->searching = true;
-            back_off_if_futile(w);
+            /* A round that found work without sleeping, as a spin that finds some. */
+            if (!spun)
+                mvx__stat_inc(&w->spins);
+            mvx__stat_inc(&w->spins_found);
+            mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, true, mvx__now_ns() - since);
+            back_off_if_futile(w, since);
             return;
         }
         /* A notifier claimed us first and counted us: just wake up. */
     } else {
-        mvx__stat_inc(&w->parks);
-        while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING)
-            mvx__futex_wait(&w->sleep, MVX__SLEEPING, INT64_MAX);
+        claimed = park(w, INT64_MAX);
     }
-    atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
+    if (claimed) {
+        atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
+        int64_t gap = atomic_load_explicit(&w->woken_at, mvx__relaxed) - since;
+        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, false, gap);
+    } else {
+        /* Deadline: nobody counted us awake. */
+        atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+    }
     w->searching = true;
     w->futile_since = 0; /* slept: any streak of futile looks is over */
 }
