@@ -198,7 +198,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
     int64_t since = mvx__now_ns();
     bool spun;
     if (spin_for_work(w, since, &spun)) {
-        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, true, mvx__now_ns() - since);
+        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, 0, true, mvx__now_ns() - since);
         back_off_if_futile(w, since);
         return;
     }
@@ -219,7 +219,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
             if (!spun)
                 mvx__stat_inc(&w->spins);
             mvx__stat_inc(&w->spins_found);
-            mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, true, mvx__now_ns() - since);
+            mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, 0, true, mvx__now_ns() - since);
             back_off_if_futile(w, since);
             return;
         }
@@ -230,7 +230,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
     if (claimed) {
         atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
         int64_t gap = atomic_load_explicit(&w->woken_at, mvx__relaxed) - since;
-        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, false, gap);
+        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, 0, false, gap);
     } else {
         /* Deadline: nobody counted us awake. */
         atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);

@@ -153,7 +153,8 @@ MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)
     for (unsigned i = 1; budget > 0; i++) {
         cur = atomic_load_explicit(&t->state, mvx__acquire);
         if (mvx__is_terminal(cur)) {
-            mvx__spin_learn(&tl_join_spin, MVX__WAIT_SPIN_MAX_NS, true, mvx__now_ns() - start);
+            mvx__spin_learn(&tl_join_spin, MVX__WAIT_SPIN_MAX_NS, MVX__SPIN_MIN_NS, true,
+                            mvx__now_ns() - start);
             return outcome_of(cur);
         }
         if ((i & 63) == 0 && mvx__now_ns() >= spin_until)
@@ -162,7 +163,8 @@ MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)
     }
     int r = join_sleep(t, cur, deadline);
     if (r != MVX_ETIMEDOUT && budget >= 0)
-        mvx__spin_learn(&tl_join_spin, MVX__WAIT_SPIN_MAX_NS, false, mvx__now_ns() - start);
+        mvx__spin_learn(&tl_join_spin, MVX__WAIT_SPIN_MAX_NS, MVX__SPIN_MIN_NS, false,
+                        mvx__now_ns() - start);
     return r == MVX_ETIMEDOUT ? mvx__error(MVX_ETIMEDOUT, "mvx_join_wait: timed out") : r;
 }
 

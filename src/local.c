@@ -266,7 +266,8 @@ MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *unti
         }
         atomic_store_explicit(&set->owner_sleeping, 0, mvx__relaxed);
         if (found || (slept && !timed_out))
-            mvx__spin_learn(&tl_run_spin, MVX__WAIT_SPIN_MAX_NS, found, mvx__now_ns() - start);
+            mvx__spin_learn(&tl_run_spin, MVX__WAIT_SPIN_MAX_NS, MVX__SPIN_MIN_NS, found,
+                            mvx__now_ns() - start);
         if (timed_out) {
             run_ready(set);
             outcome = mvx_join_try(until);

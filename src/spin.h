@@ -15,7 +15,14 @@
  * always within [MIN, max] unless 0, and 0 means no spin at all until a sleep is short again. A
  * runtime fed one task per millisecond thus stops spinning after a few tasks and sleeps between
  * them; short gaps turn the spin back on at once, only as long as they need (a catch-up burst of
- * back-to-back spawns makes a spin of a few microseconds, not of 50). The budget lives with its
+ * back-to-back spawns makes a spin of a few microseconds, not of 50).
+ *
+ * Workers learn the gap exactly (the notifier time-stamps its claim) and drop to 0. A join
+ * waiter only learns when it woke, which includes its own wake-up latency: on a loaded machine
+ * that alone exceeds the ceiling, and a waiter at 0 would never spin again. So waiters keep a
+ * floor of MIN (2 us, less than the futex round trip it may save): a floor spin that finds the
+ * task done grows the budget again. Waiters also skip the spin outright when the task waits for
+ * a sleeping worker (join.c), which is what keeps slow round trips cheap. The budget lives with its
  * sleeper (a worker; a thread-local for join waiters and local-set owners) and only that thread
  * touches it: no shared writes.
  */
@@ -26,7 +33,7 @@
 
 #define MVX__SPIN_MAX_NS      50000 /* idle workers */
 #define MVX__WAIT_SPIN_MAX_NS 20000 /* mvx_join_wait, mvx_local_set_run_until */
-#define MVX__SPIN_MIN_NS      1000  /* a shorter spin is not worth the clock reads */
+#define MVX__SPIN_MIN_NS      2000  /* a shorter spin is not worth the clock reads */
 
 struct mvx__spin {
     int64_t budget_ns; /* the next spin, adaptive mode; starts at max */
@@ -42,8 +49,10 @@ static inline int64_t mvx__spin_budget(const struct mvx__spin *s, int64_t settin
 
 /* After a wait that began gap_ns ago (INT64_MAX: unknown, as long): found says whether the spin
  * found what it waited for, and gap_ns is then when; otherwise gap_ns is how long after the spin
- * began the sleep that followed ended because of it. */
-static inline void mvx__spin_learn(struct mvx__spin *s, int64_t max, bool found, int64_t gap_ns)
+ * began the sleep that followed ended because of it. floor: what a failing budget drops to,
+ * 0 or MVX__SPIN_MIN_NS (see above). */
+static inline void mvx__spin_learn(struct mvx__spin *s, int64_t max, int64_t floor, bool found,
+                                   int64_t gap_ns)
 {
     int64_t b = s->budget_ns, g = gap_ns < 0 ? 0 : gap_ns;
     if (found) {
@@ -51,7 +60,7 @@ static inline void mvx__spin_learn(struct mvx__spin *s, int64_t max, bool found,
     } else if (g <= max) {
         b = 2 * (b > g ? b : g);
     } else {
-        s->budget_ns = b / 2 < MVX__SPIN_MIN_NS ? 0 : b / 2;
+        s->budget_ns = b / 2 < MVX__SPIN_MIN_NS ? floor : b / 2;
         return;
     }
     s->budget_ns = b < MVX__SPIN_MIN_NS ? MVX__SPIN_MIN_NS : b > max ? max : b;

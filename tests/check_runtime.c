@@ -1,7 +1,7 @@
 /*
  * check_runtime.c - runtimes: configuration, worker threads, spawning from inside and outside,
- * stats, spinning and parking when idle, block_on, fairness, wake storms, shutdown (100k pending tasks, a stuck poll, spawns
- * racing it) and release.
+ * stats, spinning and parking when idle, block_on, fairness, wake storms, shutdown (100k pending
+ * tasks, a stuck poll, spawns racing it) and release.
  */
 #include "helpers.h"
 
@@ -287,7 +287,8 @@ static void idle_wait_all_parked(mvx_runtime *rt, struct idle_snap *now)
  * that finds nothing), instead of spinning on. */
 START_TEST(an_idle_runtime_parks_every_worker_within_a_few_spin_rounds)
 {
-    mvx_runtime *rt = new_runtime_spinning(IDLE_WORKERS, MVX_SPIN_ADAPTIVE, sizeof(mvx_runtime_config));
+    mvx_runtime *rt =
+        new_runtime_spinning(IDLE_WORKERS, MVX_SPIN_ADAPTIVE, sizeof(mvx_runtime_config));
     idle_burst(rt);
     struct idle_snap after_burst, parked;
     idle_snap(rt, &after_burst);
