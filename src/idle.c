@@ -8,8 +8,11 @@
  * A producer that queued work calls mvx__idle_notify(): if nobody searches and somebody sleeps,
  * it counts one sleeper as unparked+searching on that sleeper's behalf (a CAS on the word), then
  * claims a sleeper (CAS of its sleep word SLEEPING -> WOKEN) and futex-wakes it. One wake per
- * burst: the woken worker searches, and only when it finds work and was the last searcher does it
- * wake the next one. No lock anywhere.
+ * burst: the woken worker searches, and only when it finds work, was the last searcher and sees
+ * more work than it took does it wake the next one (worker.c). No lock anywhere.
+ *
+ * Before sleeping a searcher spins for as long as its adaptive budget says (spin.h); to learn
+ * how soon work came after it slept, the notifier time-stamps its claim (woken_at).
  *
  * Sleeping, per worker (w->sleep):
  *
