@@ -115,20 +115,26 @@ static bool runtime_has_awake_worker(struct mvx_runtime *rt)
 /* The join spin's budget, per the runtime's setting (spin.h); -1 when the adaptive policy skips
  * the spin because the task cannot start soon (nothing to learn from such a wait). A task of a
  * local set: the set may be freed at any moment (no dereference) and with it the way to the
- * runtime's setting: adaptive. The runtime and its blocking pool live as long as our reference. */
+ * runtime's setting: adaptive. The runtime, its blocking pool and its promise scheduler live as
+ * long as our reference. */
 static int64_t join_spin_budget(struct mvx__task *t, uint64_t cur)
 {
     int64_t setting = MVX_SPIN_ADAPTIVE;
-    if (!(t->flags & MVX__TASK_LOCAL)) {
-        if (t->sched->kind == MVX__SCHED_BLOCKING) {
-            setting = ((struct mvx__blocking *)t->sched)->rt->spin_ns;
-        } else {
-            struct mvx_runtime *rt = (struct mvx_runtime *)t->sched;
-            setting = rt->spin_ns;
-            if (setting < 0 && mvx__lifecycle(cur) == MVX__SCHEDULED &&
-                !runtime_has_awake_worker(rt))
-                return -1;
-        }
+    struct mvx_runtime *rt;
+    switch ((t->flags & MVX__TASK_LOCAL) ? MVX__SCHED_LOCAL : t->sched->kind) {
+    case MVX__SCHED_RUNTIME:
+        rt = (struct mvx_runtime *)t->sched;
+        setting = rt->spin_ns;
+        if (setting < 0 && mvx__lifecycle(cur) == MVX__SCHEDULED && !runtime_has_awake_worker(rt))
+            return -1;
+        break;
+    case MVX__SCHED_BLOCKING:
+        setting = ((struct mvx__blocking *)t->sched)->rt->spin_ns;
+        break;
+    case MVX__SCHED_PROMISE:
+        rt = (struct mvx_runtime *)((char *)t->sched - offsetof(struct mvx_runtime, promise_sched));
+        setting = rt->spin_ns;
+        break;
     }
     return mvx__spin_budget(&tl_join_spin, setting, MVX__WAIT_SPIN_MAX_NS);
 }
