@@ -1,7 +1,8 @@
 /*
  * bench.c - moduvex-bench: the scheduler workloads of ../shared/peers/README.md (tokio's
  * benches/rt_multi_threaded.rs, same parameters, plus spawn_join_latency and pending_memory) on
- * the public ABI only, printing the peers' one-line format with impl=moduvex.
+ * the public ABI only, printing the peers' one-line format with impl=moduvex; and trickle (tasks
+ * arriving slowly: CPU per task, start latency, idle CPU), in the peers' format too.
  *
  * Plus the timer workloads (timer_churn, timer_fire, timer_memory, timer_idle_cpu,
  * timer_busy_lateness; see ../shared/peers/README.md and docs/timers.md); poll_direct, poll_ffi
@@ -11,7 +12,9 @@
  * under load, with how many wakes each fd write carried) and promise_round_trip.
  *
  * Usage: moduvex-bench [workload ...]     (all when none is named)
- * Env:   MVX_BENCH_THREADS (default 2), MVX_BENCH_ITERS (default 30)
+ * Env:   MVX_BENCH_THREADS (default 2), MVX_BENCH_ITERS (default 30), MVX_TRICKLE_PERIOD_US
+ *        (trickle's spawn period, default 1000), MVX_SPIN_NS (mvx_runtime_config.spin_ns; unset:
+ *        the default, the adaptive policy)
  */
 #include <moduvex.h>
 
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define NUM_SPAWN 10000
@@ -65,6 +69,9 @@ static mvx_runtime *new_runtime(void)
     mvx_runtime_config cfg;
     check(mvx_runtime_config_init(&cfg, sizeof cfg), "config");
     cfg.worker_threads = threads;
+    const char *spin = getenv("MVX_SPIN_NS");
+    if (spin && *spin)
+        cfg.spin_ns = atoll(spin);
     mvx_runtime *rt;
     check(mvx_runtime_new(&cfg, &rt), "mvx_runtime_new");
     return rt;
@@ -921,6 +928,89 @@ static void timer_idle_cpu(void)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* trickle: empty tasks from the main thread, one every MVX_TRICKLE_PERIOD_US (default 1 ms)   */
+
+static int env_int(const char *name, int def);
+
+/* MVX_BENCH_STATS set: each worker's counters, on stderr. */
+static void print_stats(mvx_runtime *rt)
+{
+    for (unsigned i = 0; i < mvx_runtime_worker_count(rt); i++) {
+        mvx_worker_stats st = {.size = sizeof st};
+        check(mvx_runtime_worker_stats(rt, i, &st), "mvx_runtime_worker_stats");
+        fprintf(stderr,
+                "worker %u: polls %llu remote %llu steals %llu parks %llu spins %llu "
+                "spins_found %llu\n",
+                i, (unsigned long long)st.polls, (unsigned long long)st.remote_tasks,
+                (unsigned long long)st.steals, (unsigned long long)st.parks,
+                (unsigned long long)st.spins, (unsigned long long)st.spins_found);
+    }
+}
+
+struct trickle_task {
+    int64_t spawned; /* now_ns() right before mvx_spawn */
+    int64_t *start;  /* where the task writes its spawn-to-start latency */
+};
+static atomic_int trickle_ran;
+static int trickle_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct trickle_task *t = state;
+    *t->start = now_ns() - t->spawned;
+    atomic_fetch_add_explicit(&trickle_ran, 1, memory_order_release);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable trickle_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = trickle_poll,
+    .state_size = sizeof(struct trickle_task),
+    .state_align = _Alignof(struct trickle_task),
+};
+
+/* What the runtime costs while work arrives slowly: 2,000 tasks on absolute deadlines after a
+ * 100 ms settle, then an idle second. With MVX_BENCH_ITERS=1 (the CI's smoke run) 100 tasks and
+ * an idle 100 ms, scaled to a second. */
+static void trickle(void)
+{
+    int tasks = iters == 1 ? 100 : 2000;
+    int64_t idle_ns = iters == 1 ? 100000000 : 1000000000;
+    int64_t period = (int64_t)env_int("MVX_TRICKLE_PERIOD_US", 1000) * 1000;
+    mvx_runtime *rt = new_runtime();
+    struct timespec settle = {0, 100000000};
+    nanosleep(&settle, NULL);
+    int64_t *lat = calloc((size_t)tasks, sizeof *lat);
+    atomic_store(&trickle_ran, 0);
+    int64_t c0 = cpu_ns();
+    int64_t start = now_ns();
+    for (int i = 0; i < tasks; i++) {
+        int64_t next = start + period * i;
+        struct timespec ts = {next / 1000000000, next % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+        }
+        struct trickle_task t = {now_ns(), &lat[i]};
+        check(mvx_spawn(rt, &trickle_vt, &t, NULL), "mvx_spawn");
+    }
+    while (atomic_load_explicit(&trickle_ran, memory_order_acquire) < tasks)
+        usleep(100);
+    int64_t c1 = cpu_ns();
+    struct timespec idle = {idle_ns / 1000000000, idle_ns % 1000000000};
+    nanosleep(&idle, NULL);
+    int64_t c2 = cpu_ns();
+    qsort(lat, (size_t)tasks, sizeof *lat, cmp_i64);
+    printf("bench=trickle impl=moduvex threads=%u tasks=%d period_ns=%lld cpu_per_task_ns=%lld "
+           "start_p50_ns=%lld start_p99_ns=%lld idle_cpu_ns_per_s=%lld\n",
+           threads, tasks, (long long)period, (long long)((c1 - c0) / tasks),
+           (long long)lat[tasks / 2], (long long)lat[tasks * 99 / 100],
+           (long long)((c2 - c1) * 1000000000 / idle_ns));
+    fflush(stdout);
+    free(lat);
+    if (getenv("MVX_BENCH_STATS"))
+        print_stats(rt);
+    mvx_runtime_release(rt);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* poll_direct / poll_ffi / ffi_call                                                           */
 
 /* A task woken and re-polled POLLS times (it wakes itself), driven by block_on on this thread so
@@ -1201,6 +1291,7 @@ static const struct {
     {"timer_memory", timer_memory},
     {"timer_idle_cpu", timer_idle_cpu},
     {"timer_busy_lateness", timer_busy_lateness},
+    {"trickle", trickle},
     /* One entry runs all three, so that they share a run: poll_direct, poll_ffi, ffi_call. */
     {"poll_paths", poll_paths},
     {"notifier_round_trip", notifier_round_trip},

@@ -8,8 +8,11 @@
  * A producer that queued work calls mvx__idle_notify(): if nobody searches and somebody sleeps,
  * it counts one sleeper as unparked+searching on that sleeper's behalf (a CAS on the word), then
  * claims a sleeper (CAS of its sleep word SLEEPING -> WOKEN) and futex-wakes it. One wake per
- * burst: the woken worker searches, and only when it finds work and was the last searcher does it
- * wake the next one. No lock anywhere.
+ * burst: the woken worker searches, and only when it finds work, was the last searcher and sees
+ * more work than it took does it wake the next one (worker.c). No lock anywhere.
+ *
+ * Before sleeping a searcher spins for as long as its adaptive budget says (spin.h); to learn
+ * how soon work came after it slept, the notifier time-stamps its claim (woken_at).
  *
  * Sleeping, per worker (w->sleep):
  *
@@ -25,6 +28,7 @@
  * count and tries again, so a miscount never outlives the notify that made it.
  */
 #include "futex.h"
+#include "spin.h"
 #include "worker.h"
 
 #include <sched.h>
@@ -79,8 +83,12 @@ static bool claim_sleeper(struct mvx_runtime *rt)
     for (unsigned i = 0; i < n; i++) {
         struct mvx__worker *w = rt->workers[(start + i) % n];
         uint32_t expected = MVX__SLEEPING;
-        if (atomic_load_explicit(&w->sleep, mvx__relaxed) == MVX__SLEEPING &&
-            atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
+        if (atomic_load_explicit(&w->sleep, mvx__relaxed) != MVX__SLEEPING)
+            continue;
+        /* Before the claim, so that the sleeper's acquire of WOKEN sees it (a loser's later
+         * store only makes the time a little late). */
+        atomic_store_explicit(&w->woken_at, mvx__now_ns(), mvx__relaxed);
+        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
                                                     mvx__relaxed)) {
             mvx__futex_wake(&w->sleep, 1);
             return true;
@@ -118,21 +126,27 @@ void mvx__idle_wake_all(struct mvx_runtime *rt)
     }
 }
 
-/* Spins a little before sleeping: a cross-core futex wake-up costs tens of microseconds on small
- * VMs, far more than a task. Only searchers spin, so at most half the workers burn CPU. */
-#ifndef SPIN_NS
-#define SPIN_NS 50000
-#endif
-
-static bool spin_for_work(struct mvx__worker *w)
+/* Spins before sleeping, for as long as the worker's budget says (spin.h: adaptive by default,
+ * so that a runtime fed slowly sleeps between tasks instead of spinning after each). Only
+ * searchers spin, so at most half the workers burn CPU. Returns whether work (or shutdown)
+ * showed up. */
+static bool spin_for_work(struct mvx__worker *w, int64_t since, bool *spun)
 {
+    *spun = false;
     if (!w->searching)
         return false;
-    int64_t deadline = mvx__now_ns() + SPIN_NS;
+    int64_t budget = mvx__spin_budget(&w->spin, w->rt->spin_ns, MVX__SPIN_MAX_NS);
+    if (budget <= 0)
+        return false;
+    *spun = true;
+    mvx__stat_inc(&w->spins);
+    int64_t deadline = since + budget;
     for (unsigned i = 1;; i++) {
         if (mvx__idle_work_visible(w) ||
-            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+            mvx__stat_inc(&w->spins_found);
             return true;
+        }
         if ((i & 63) == 0) {
             if (mvx__now_ns() > deadline)
                 return false;
@@ -145,22 +159,44 @@ static bool spin_for_work(struct mvx__worker *w)
 /* Work is visible but this worker keeps getting none: a producer stopped between its exchange
  * and its link (inject.h), a steal or a batch in flight. That resolves itself within a few
  * instructions of the other thread, so the worker retries at once; but once it has retried for
- * longer than the spin budget, the thread it waits for is evidently not running (preempted, or
+ * longer than the spin ceiling, the thread it waits for is evidently not running (preempted, or
  * starved by a serialising scheduler such as valgrind's, where a spinner can keep the other
- * thread off the CPU indefinitely), and the worker steps off the CPU for a moment. */
-static void back_off_if_futile(struct mvx__worker *w)
+ * thread off the CPU indefinitely), and the worker steps off the CPU for a moment. This is a
+ * liveness rule, not a spin policy: it holds whatever mvx_runtime_config.spin_ns says. */
+static void back_off_if_futile(struct mvx__worker *w, int64_t now)
 {
-    int64_t now = mvx__now_ns();
     uint64_t polls = atomic_load_explicit(&w->polls, mvx__relaxed);
     if (w->futile_since == 0 || w->futile_polls != polls) {
         w->futile_since = now;
         w->futile_polls = polls;
         return;
     }
-    if (now - w->futile_since < SPIN_NS)
+    if (now - w->futile_since < MVX__SPIN_MAX_NS)
         return;
     struct timespec pause = {0, 50000};
     nanosleep(&pause, NULL);
+}
+
+/* Sleeps on the worker's futex until a notifier claims it (SLEEPING -> WOKEN) or the next timer
+ * deadline of its wheel passes. Returns true when claimed; false when a deadline passed first
+ * and the worker took itself back (SLEEPING -> AWAKE), in which case the caller must count
+ * itself awake again. */
+static bool park(struct mvx__worker *w)
+{
+    mvx__stat_inc(&w->parks);
+    while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING) {
+        /* Read after publishing SLEEPING: an earlier timer armed from elsewhere either shows
+         * here or finds us asleep and wakes us (mvx__idle_wake_worker). */
+        int64_t deadline = mvx__timer_park_deadline(w);
+        if (!mvx__futex_wait(&w->sleep, MVX__SLEEPING, deadline)) {
+            uint32_t expected = MVX__SLEEPING;
+            if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
+                                                        mvx__seq_cst, mvx__seq_cst))
+                return false;
+            /* Claimed just as the deadline passed: woken after all. */
+        }
+    }
+    return true;
 }
 
 void mvx__idle_sleep(struct mvx__worker *w)
@@ -168,46 +204,46 @@ void mvx__idle_sleep(struct mvx__worker *w)
     struct mvx_runtime *rt = w->rt;
     if (mvx__timer_fire_due(w))
         return; /* timers woke tasks onto this worker */
-    if (spin_for_work(w)) {
-        back_off_if_futile(w);
+    int64_t since = mvx__now_ns();
+    bool spun;
+    if (spin_for_work(w, since, &spun)) {
+        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, 0, true, mvx__now_ns() - since);
+        back_off_if_futile(w, since);
         return;
     }
     atomic_store_explicit(&w->sleep, MVX__SLEEPING, mvx__seq_cst);
     uint32_t dec = UNPARKED_ONE + (w->searching ? 1 : 0);
     atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
     w->searching = false;
+    bool claimed;
     if (mvx__idle_work_visible(w) ||
         atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING) {
         uint32_t expected = MVX__SLEEPING;
-        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE, mvx__seq_cst,
-                                                    mvx__seq_cst)) {
+        claimed = !atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
+                                                           mvx__seq_cst, mvx__seq_cst);
+        if (!claimed) {
             atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
             w->searching = true;
-            back_off_if_futile(w);
+            /* A round that found work without sleeping, as a spin that finds some. */
+            if (!spun)
+                mvx__stat_inc(&w->spins);
+            mvx__stat_inc(&w->spins_found);
+            mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, 0, true, mvx__now_ns() - since);
+            back_off_if_futile(w, since);
             return;
         }
         /* A notifier claimed us first and counted us: just wake up. */
     } else {
-        mvx__stat_inc(&w->parks);
-        while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING) {
-            /* Read after publishing SLEEPING: an earlier timer armed from elsewhere either shows
-             * here or finds us asleep and wakes us (mvx__idle_wake_worker). */
-            int64_t deadline = mvx__timer_park_deadline(w);
-            if (!mvx__futex_wait(&w->sleep, MVX__SLEEPING, deadline)) {
-                uint32_t expected = MVX__SLEEPING;
-                if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
-                                                            mvx__seq_cst, mvx__seq_cst)) {
-                    /* A timer is due: wake ourselves, counted as awake and searching. */
-                    atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
-                    w->searching = true;
-                    w->futile_since = 0;
-                    return;
-                }
-                break; /* a notifier claimed us first */
-            }
-        }
+        claimed = park(w);
     }
-    atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
+    if (claimed) {
+        atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
+        int64_t gap = atomic_load_explicit(&w->woken_at, mvx__relaxed) - since;
+        mvx__spin_learn(&w->spin, MVX__SPIN_MAX_NS, 0, false, gap);
+    } else {
+        /* A timer is due: nobody counted us awake. */
+        atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+    }
     w->searching = true;
     w->futile_since = 0; /* slept: any streak of futile looks is over */
 }
@@ -219,6 +255,7 @@ void mvx__idle_wake_worker(struct mvx__worker *w)
         return;
     /* As mvx__idle_notify: count the sleeper awake and searching first, then claim it. */
     atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+    atomic_store_explicit(&w->woken_at, mvx__now_ns(), mvx__relaxed); /* as claim_sleeper */
     uint32_t expected = MVX__SLEEPING;
     if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
                                                 mvx__relaxed)) {

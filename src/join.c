@@ -6,14 +6,15 @@
 #include "futex.h"
 #include "local.h"
 #include "runtime.h"
+#include "spin.h"
 #include "task.h"
+#include "worker.h"
 
 #include <sched.h>
 #include <string.h>
 
-#ifndef JOIN_SPIN_NS
-#define JOIN_SPIN_NS 20000
-#endif
+/* This thread's adaptive budget for join spins (spin.h); only this thread touches it. */
+static MVX_TLS struct mvx__spin tl_join_spin = {MVX__WAIT_SPIN_MAX_NS};
 
 static inline struct mvx__task *task_of(const mvx_join_handle *join)
 {
@@ -104,6 +105,47 @@ static bool would_deadlock(struct mvx__task *t)
     return mvx__on_worker_of((struct mvx_runtime *)t->sched);
 }
 
+static int join_sleep(struct mvx__task *t, uint64_t cur, int64_t deadline);
+
+/* Whether a task still waiting in a queue has a worker ready to take it: one awake. When every
+ * worker sleeps, or was just claimed by a notifier and is still on its way out of the futex,
+ * the task starts no sooner than a wake-up, which takes longer than a join spin. Stops at the
+ * first awake worker. */
+static bool runtime_has_awake_worker(struct mvx_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (atomic_load_explicit(&rt->workers[i]->sleep, mvx__relaxed) == MVX__AWAKE)
+            return true;
+    return false;
+}
+
+/* The join spin's budget, per the runtime's setting (spin.h); -1 when the adaptive policy skips
+ * the spin because the task cannot start soon (nothing to learn from such a wait). A task of a
+ * local set: the set may be freed at any moment (no dereference) and with it the way to the
+ * runtime's setting: adaptive. The runtime, its blocking pool and its promise scheduler live as
+ * long as our reference. */
+static int64_t join_spin_budget(struct mvx__task *t, uint64_t cur)
+{
+    int64_t setting = MVX_SPIN_ADAPTIVE;
+    struct mvx_runtime *rt;
+    switch ((t->flags & MVX__TASK_LOCAL) ? MVX__SCHED_LOCAL : t->sched->kind) {
+    case MVX__SCHED_RUNTIME:
+        rt = (struct mvx_runtime *)t->sched;
+        setting = rt->spin_ns;
+        if (setting < 0 && mvx__lifecycle(cur) == MVX__SCHEDULED && !runtime_has_awake_worker(rt))
+            return -1;
+        break;
+    case MVX__SCHED_BLOCKING:
+        setting = ((struct mvx__blocking *)t->sched)->rt->spin_ns;
+        break;
+    case MVX__SCHED_PROMISE:
+        rt = (struct mvx_runtime *)((char *)t->sched - offsetof(struct mvx_runtime, promise_sched));
+        setting = rt->spin_ns;
+        break;
+    }
+    return mvx__spin_budget(&tl_join_spin, setting, MVX__WAIT_SPIN_MAX_NS);
+}
+
 MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)
 {
     if (!join)
@@ -119,18 +161,34 @@ MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)
                                        "run the task");
     int64_t deadline = mvx__deadline(timeout_ns);
     /* Spin first: the task is often done within a few microseconds, and a futex sleep plus a
-     * cross-core wake-up costs far more. */
-    int64_t spin_until = mvx__now_ns() + JOIN_SPIN_NS;
+     * cross-core wake-up costs far more. But only while such spins pay (spin.h), and not when
+     * the task cannot start soon. */
+    int64_t start = mvx__now_ns();
+    int64_t budget = join_spin_budget(t, cur);
+    int64_t spin_until = start + budget;
     if (spin_until > deadline)
         spin_until = deadline;
-    for (unsigned i = 1;; i++) {
+    for (unsigned i = 1; budget > 0; i++) {
         cur = atomic_load_explicit(&t->state, mvx__acquire);
-        if (mvx__is_terminal(cur))
+        if (mvx__is_terminal(cur)) {
+            mvx__spin_learn(&tl_join_spin, MVX__WAIT_SPIN_MAX_NS, MVX__SPIN_MIN_NS, true,
+                            mvx__now_ns() - start);
             return outcome_of(cur);
+        }
         if ((i & 63) == 0 && mvx__now_ns() >= spin_until)
             break;
         mvx__cpu_relax();
     }
+    int r = join_sleep(t, cur, deadline);
+    if (r != MVX_ETIMEDOUT && budget >= 0)
+        mvx__spin_learn(&tl_join_spin, MVX__WAIT_SPIN_MAX_NS, MVX__SPIN_MIN_NS, false,
+                        mvx__now_ns() - start);
+    return r == MVX_ETIMEDOUT ? mvx__error(MVX_ETIMEDOUT, "mvx_join_wait: timed out") : r;
+}
+
+/* Sleeps until t finishes or the deadline passes: its outcome, or MVX_ETIMEDOUT (unreported). */
+static int join_sleep(struct mvx__task *t, uint64_t cur, int64_t deadline)
+{
     /* Sleep on the futex of the state word's low half; JOIN_BLOCKED asks the completer to wake
      * it (and to keep its reference until it has). */
     do {
@@ -151,7 +209,7 @@ MVX_EXTERN int mvx_join_wait(mvx_join_handle *join, int64_t timeout_ns)
             return outcome_of(cur);
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &cur, cur & ~MVX__JOIN_BLOCKED,
                                                     mvx__acq_rel, mvx__acquire));
-    return mvx__error(MVX_ETIMEDOUT, "mvx_join_wait: timed out");
+    return MVX_ETIMEDOUT;
 }
 
 MVX_EXTERN int mvx_join_take(mvx_join_handle *join, void *output, size_t output_size,

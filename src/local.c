@@ -13,6 +13,7 @@
 #include "local.h"
 #include "futex.h"
 #include "runtime.h"
+#include "spin.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -33,9 +34,8 @@ struct mvx_local_set {
     struct mvx_local_set *owned_next; /* owner only: the owner thread's list of sets */
 };
 
-#ifndef RUN_UNTIL_SPIN_NS
-#define RUN_UNTIL_SPIN_NS 20000
-#endif
+/* The owner thread's adaptive budget for run_until's spin (spin.h). */
+static MVX_TLS struct mvx__spin tl_run_spin = {MVX__WAIT_SPIN_MAX_NS};
 
 static MVX_TLS char tl_identity;
 static MVX_TLS struct mvx_local_set *tl_running; /* the set the owner is driving now */
@@ -249,20 +249,33 @@ MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *unti
             registered = true;
         }
         /* Spin first, as mvx_join_wait does: the awaited task or a wake often comes within
-         * microseconds, and a futex sleep plus a cross-core wake-up costs far more. */
-        int64_t spin_until = mvx__now_ns() + RUN_UNTIL_SPIN_NS;
-        for (unsigned i = 1; atomic_load_explicit(&set->wake_seq, mvx__acquire) == seq &&
-                             mvx_join_try(until) == MVX_EAGAIN;
-             i++) {
+         * microseconds, and a futex sleep plus a cross-core wake-up costs far more; but only
+         * while such spins pay (spin.h). */
+        int64_t start = mvx__now_ns();
+        int64_t spin_until =
+            start + mvx__spin_budget(&tl_run_spin, set->rt->spin_ns, MVX__WAIT_SPIN_MAX_NS);
+        bool found = false;
+        for (unsigned i = 1; spin_until > start; i++) {
+            if (atomic_load_explicit(&set->wake_seq, mvx__acquire) != seq ||
+                mvx_join_try(until) != MVX_EAGAIN) {
+                found = true;
+                break;
+            }
             if ((i & 63) == 0 && mvx__now_ns() >= (spin_until < deadline ? spin_until : deadline))
                 break;
             mvx__cpu_relax();
         }
         atomic_store_explicit(&set->owner_sleeping, 1, mvx__seq_cst);
-        bool timed_out = false;
-        if (!mvx__inject_maybe_nonempty(&set->queue) && mvx_join_try(until) == MVX_EAGAIN)
+        bool timed_out = false, slept = false;
+        if (!found && !mvx__inject_maybe_nonempty(&set->queue) &&
+            mvx_join_try(until) == MVX_EAGAIN) {
             timed_out = !mvx__futex_wait(&set->wake_seq, seq, deadline);
+            slept = true;
+        }
         atomic_store_explicit(&set->owner_sleeping, 0, mvx__relaxed);
+        if (found || (slept && !timed_out))
+            mvx__spin_learn(&tl_run_spin, MVX__WAIT_SPIN_MAX_NS, MVX__SPIN_MIN_NS, found,
+                            mvx__now_ns() - start);
         if (timed_out) {
             run_ready(set);
             outcome = mvx_join_try(until);

@@ -18,6 +18,8 @@
 
 /* The first release's config ends at hook_data; later fields are optional in `size`. */
 #define CONFIG_MIN_SIZE (offsetof(mvx_runtime_config, hook_data) + sizeof(void *))
+/* The first release's stats end at parks; the spin counters are optional in `size`. */
+#define STATS_MIN_SIZE (offsetof(mvx_worker_stats, parks) + sizeof(uint64_t))
 
 MVX_EXTERN int mvx_runtime_config_init(mvx_runtime_config *config, size_t config_size)
 {
@@ -27,8 +29,10 @@ MVX_EXTERN int mvx_runtime_config_init(mvx_runtime_config *config, size_t config
         return mvx__error(MVX_EINVAL, "mvx_runtime_config_init: config_size %zu is below %zu",
                           config_size, CONFIG_MIN_SIZE);
     size_t n = config_size < sizeof *config ? config_size : sizeof *config;
-    memset(config, 0, n); /* every default is 0 */
+    memset(config, 0, n); /* every default is 0 but spin_ns's */
     config->size = n;
+    if (n >= offsetof(mvx_runtime_config, spin_ns) + sizeof config->spin_ns)
+        config->spin_ns = MVX_SPIN_ADAPTIVE;
     return 0;
 }
 
@@ -114,6 +118,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
     rt->on_thread_start = c.on_thread_start;
     rt->on_thread_stop = c.on_thread_stop;
     rt->hook_data = c.hook_data;
+    rt->spin_ns = c.spin_ns < 0 ? MVX_SPIN_ADAPTIVE : c.spin_ns;
     if (pthread_mutex_init(&rt->shutdown_lock, NULL) != 0) {
         free(rt);
         return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_mutex_init failed");
@@ -149,6 +154,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
         mvx__deque_init(&w->deque);
         mvx__wheel_init(&w->wheel, w);
         atomic_init(&w->sleep, MVX__AWAKE);
+        w->spin.budget_ns = MVX__SPIN_MAX_NS;
         if (!(w->heap = mvx__heap_new(&rt->arena)))
             ok = false;
         else
@@ -481,9 +487,9 @@ MVX_EXTERN int mvx_runtime_worker_stats(mvx_runtime *rt, unsigned worker, mvx_wo
     if (worker >= rt->nworkers)
         return mvx__error(MVX_EINVAL, "mvx_runtime_worker_stats: worker %u of %u", worker,
                           rt->nworkers);
-    if (stats->size < sizeof(mvx_worker_stats))
+    if (stats->size < STATS_MIN_SIZE)
         return mvx__error(MVX_EINVAL, "mvx_runtime_worker_stats: stats->size %zu is below %zu",
-                          stats->size, sizeof(mvx_worker_stats));
+                          stats->size, STATS_MIN_SIZE);
     struct mvx__worker *w = rt->workers[worker];
     stats->polls = atomic_load_explicit(&w->polls, mvx__relaxed);
     stats->local_spawns = atomic_load_explicit(&w->local_spawns, mvx__relaxed);
@@ -491,5 +497,9 @@ MVX_EXTERN int mvx_runtime_worker_stats(mvx_runtime *rt, unsigned worker, mvx_wo
     stats->steals = atomic_load_explicit(&w->steals, mvx__relaxed);
     stats->stolen_tasks = atomic_load_explicit(&w->stolen_tasks, mvx__relaxed);
     stats->parks = atomic_load_explicit(&w->parks, mvx__relaxed);
+    if (stats->size >= offsetof(mvx_worker_stats, spins_found) + sizeof stats->spins_found) {
+        stats->spins = atomic_load_explicit(&w->spins, mvx__relaxed);
+        stats->spins_found = atomic_load_explicit(&w->spins_found, mvx__relaxed);
+    }
     return 0;
 }

@@ -33,6 +33,7 @@ struct mvx_runtime {
     void (*on_thread_start)(void *, unsigned);
     void (*on_thread_stop)(void *, unsigned);
     void *hook_data;
+    int64_t spin_ns; /* mvx_runtime_config.spin_ns: MVX_SPIN_ADAPTIVE, 0 or a fixed spin */
 };
 
 /* Every spawn function: validates, allocates (from the calling thread's heap), initialises and

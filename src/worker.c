@@ -9,7 +9,7 @@
  *   3. its own queue;
  *   4. the global queue, taking a batch into its own queue;
  *   5. as a searcher: steal half of another worker's queue;
- *   6. spin briefly, then sleep (idle.c).
+ *   6. spin while spinning pays (an adaptive budget), then sleep (idle.c).
  * A task that woke itself during its poll (a yield) goes to the back of the queue, not the LIFO
  * slot, so that yielding lets the others run.
  */
@@ -149,11 +149,18 @@ static struct mvx__task *next_local(struct mvx__worker *w)
 }
 
 /* Found work: a searcher stops counting as one, or notifications would keep waiting for it to
- * find the work they announce while it runs a task. The last searcher hands the search on. */
+ * find the work they announce while it runs a task. The last searcher hands the search on, but
+ * only when there is more work than the task it took (a batch it moved into its queue, more in
+ * the global queue or elsewhere): one wake per burst, not one per task. A task that trickles in
+ * alone wakes one worker, which runs it and sleeps again, instead of that worker waking a second
+ * one to find nothing. No wake-up is lost: this worker stops searching, then looks (both
+ * sequentially consistent); a producer pushes, then reads the search count. Either this look
+ * sees the push, or the producer sees nobody searching and notifies itself. */
 static void stop_searching(struct mvx__worker *w)
 {
     w->searching = false;
-    if (mvx__idle_leave_search(w->rt))
+    if (mvx__idle_leave_search(w->rt) &&
+        (mvx__deque_len(&w->deque) > 0 || mvx__idle_work_visible(w)))
         mvx__idle_notify(w->rt);
 }
 

@@ -6,6 +6,7 @@
 
 #include "deque.h"
 #include "runtime.h"
+#include "spin.h"
 #include "timer.h"
 
 /* Worker sleep word, also its futex. */
@@ -24,6 +25,7 @@ struct mvx__worker {
     bool searching;
     /* Counters: written by the owner with plain stores, read by mvx_runtime_worker_stats. */
     _Atomic uint64_t polls, local_spawns, remote_tasks, steals, stolen_tasks, parks;
+    _Atomic uint64_t spins, spins_found;
     /* Lifecycle, under rt->shutdown_lock except `exited`. */
     pthread_t thread;
     bool started, joined;
@@ -32,7 +34,11 @@ struct mvx__worker {
      * and its poll count then; a poll since ends the streak. */
     int64_t futile_since;
     uint64_t futile_polls;
+    struct mvx__spin spin; /* the adaptive spin budget (spin.h) */
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
+    /* When a notifier claimed this sleeper (its clock), written before the claim: how long
+     * after the worker went idle its work came, so that it learns whether to spin. */
+    _Atomic int64_t woken_at;
     struct mvx__deque deque;
     /* The time driver's wheel of this worker (timer.h). */
     _Alignas(MVX_CACHE_LINE) struct mvx__wheel wheel;

@@ -1,7 +1,7 @@
 /*
  * check_runtime.c - runtimes: configuration, worker threads, spawning from inside and outside,
- * stats, block_on, fairness, wake storms, shutdown (100k pending tasks, a stuck poll, spawns
- * racing it) and release.
+ * stats, spinning and parking when idle, block_on, fairness, wake storms, shutdown (100k pending
+ * tasks, a stuck poll, spawns racing it) and release.
  */
 #include "helpers.h"
 
@@ -36,6 +36,17 @@ START_TEST(config_init_fills_defaults)
     ck_assert_ptr_null(cfg.thread_name);
     ck_assert_uint_eq(cfg.stack_size, 0);
     ck_assert_ptr_null(cfg.on_thread_start);
+    ck_assert_int_eq(cfg.spin_ns, MVX_SPIN_ADAPTIVE);
+    /* A caller whose struct ends before spin_ns: the field is not touched. */
+    memset(&cfg, 0xab, sizeof cfg);
+    size_t old = offsetof(mvx_runtime_config, spin_ns);
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, old), 0);
+    ck_assert_uint_eq(cfg.size, old);
+    ck_assert_int_eq(cfg.blocking_keep_alive_ns, 0);
+    unsigned char tail[sizeof cfg.spin_ns];
+    memcpy(tail, &cfg.spin_ns, sizeof tail);
+    for (size_t i = 0; i < sizeof tail; i++)
+        ck_assert_uint_eq(tail[i], 0xab);
 }
 END_TEST
 
@@ -194,6 +205,176 @@ START_TEST(stats_count_polls_and_parks)
     ck_assert_uint_eq(polls, 100);
     mvx_join_release(jh);
     mvx_runtime_release(rt);
+}
+END_TEST
+
+/* ---- spinning and parking (idle.c, spin.h) ---- */
+
+static mvx_runtime *new_runtime_spinning(unsigned workers, int64_t spin_ns, size_t config_size)
+{
+    mvx_runtime_config cfg;
+    ck_assert_int_eq(mvx_runtime_config_init(&cfg, config_size), 0);
+    cfg.worker_threads = workers;
+    if (config_size == sizeof cfg)
+        cfg.spin_ns = spin_ns;
+    mvx_runtime *rt = NULL;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    return rt;
+}
+
+#define IDLE_WORKERS 4
+struct idle_snap {
+    uint64_t polls[IDLE_WORKERS], parks[IDLE_WORKERS], spins[IDLE_WORKERS], found[IDLE_WORKERS];
+};
+static void idle_snap(mvx_runtime *rt, struct idle_snap *s)
+{
+    for (unsigned w = 0; w < IDLE_WORKERS; w++) {
+        mvx_worker_stats st = {.size = sizeof st};
+        ck_assert_int_eq(mvx_runtime_worker_stats(rt, w, &st), 0);
+        s->polls[w] = st.polls;
+        s->parks[w] = st.parks;
+        s->spins[w] = st.spins;
+        s->found[w] = st.spins_found;
+    }
+}
+static uint64_t idle_sum(const uint64_t *v)
+{
+    uint64_t n = 0;
+    for (unsigned w = 0; w < IDLE_WORKERS; w++)
+        n += v[w];
+    return n;
+}
+
+/* A burst of the kind that makes spinning pay: round trips from this thread (the next spawn
+ * comes microseconds after the worker went idle), then a batch. */
+static void idle_burst(mvx_runtime *rt)
+{
+    for (int i = 0; i < 3000; i++) {
+        mvx_join_handle *jh;
+        ck_assert_int_eq(mvx_spawn(rt, &empty_vt, NULL, &jh), 0);
+        ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), 0);
+        mvx_join_release(jh);
+    }
+    mvx_join_handle *jh[1000];
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(mvx_spawn(rt, &empty_vt, NULL, &jh[i]), 0);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(mvx_join_wait(jh[i], 10 * SEC), 0);
+        mvx_join_release(jh[i]);
+    }
+}
+
+/* Waits until no worker's counters move for three looks 100 ms apart: a worker that spins or
+ * retries counts a spin round at least every spin budget (50 us), one that sleeps counts
+ * nothing, so still counters mean every worker is parked. Fails if that takes over 30 s: the
+ * workers never go to sleep. */
+static void idle_wait_all_parked(mvx_runtime *rt, struct idle_snap *now)
+{
+    struct idle_snap prev;
+    idle_snap(rt, &prev);
+    int still = 0;
+    for (int looks = 0; still < 3; looks++) {
+        ck_assert_msg(looks < 300, "the workers are still active 30 s after the burst");
+        usleep(100000);
+        idle_snap(rt, now);
+        still = memcmp(now, &prev, sizeof prev) == 0 ? still + 1 : 0;
+        prev = *now;
+    }
+}
+
+/* The adaptive policy spins while spinning finds work, and an idle runtime goes to sleep: after
+ * the burst every worker is parked within a few spin rounds (its budget halves with every spin
+ * that finds nothing), instead of spinning on. */
+START_TEST(an_idle_runtime_parks_every_worker_within_a_few_spin_rounds)
+{
+    mvx_runtime *rt =
+        new_runtime_spinning(IDLE_WORKERS, MVX_SPIN_ADAPTIVE, sizeof(mvx_runtime_config));
+    idle_burst(rt);
+    struct idle_snap after_burst, parked;
+    idle_snap(rt, &after_burst);
+    ck_assert_uint_eq(idle_sum(after_burst.polls), 4000);
+    ck_assert_uint_gt(idle_sum(after_burst.found), 0); /* spinning paid during the burst */
+    idle_wait_all_parked(rt, &parked);
+    for (unsigned w = 0; w < IDLE_WORKERS; w++) {
+        ck_assert_uint_gt(parked.parks[w], 0);
+        ck_assert_uint_le(parked.spins[w] - after_burst.spins[w], 8);
+        ck_assert_uint_eq(parked.polls[w], after_burst.polls[w]);
+    }
+    /* Asleep means asleep: nothing moves while nothing happens. */
+    usleep(200000);
+    struct idle_snap later;
+    idle_snap(rt, &later);
+    ck_assert_mem_eq(&later, &parked, sizeof later);
+    /* And a sleeping runtime still wakes for work. */
+    idle_burst(rt);
+    idle_snap(rt, &later);
+    ck_assert_uint_eq(idle_sum(later.polls), 8000);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+/* spin_ns = 0: no worker spins, ever; everything still runs. */
+START_TEST(spin_ns_zero_never_spins)
+{
+    mvx_runtime *rt = new_runtime_spinning(IDLE_WORKERS, 0, sizeof(mvx_runtime_config));
+    idle_burst(rt);
+    struct idle_snap s;
+    idle_wait_all_parked(rt, &s);
+    ck_assert_uint_eq(idle_sum(s.polls), 4000);
+    for (unsigned w = 0; w < IDLE_WORKERS; w++)
+        ck_assert_uint_eq(s.spins[w] - s.found[w], 0); /* at most retries that saw work at once */
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+/* A fixed spin spins on every idle round, yet an idle runtime still parks (one spin each). And
+ * a caller built before spin_ns existed gets the adaptive default. */
+START_TEST(fixed_spin_and_old_config_size_park_when_idle)
+{
+    mvx_runtime *rt = new_runtime_spinning(IDLE_WORKERS, 20000, sizeof(mvx_runtime_config));
+    idle_burst(rt);
+    struct idle_snap after_burst, parked;
+    idle_snap(rt, &after_burst);
+    ck_assert_uint_gt(idle_sum(after_burst.spins), 0);
+    idle_wait_all_parked(rt, &parked);
+    for (unsigned w = 0; w < IDLE_WORKERS; w++)
+        ck_assert_uint_le(parked.spins[w] - after_burst.spins[w], 8);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+
+    rt = new_runtime_spinning(IDLE_WORKERS, 0, offsetof(mvx_runtime_config, spin_ns));
+    idle_burst(rt);
+    idle_snap(rt, &after_burst);
+    ck_assert_uint_gt(idle_sum(after_burst.found), 0); /* adaptive: it spun, and it paid */
+    idle_wait_all_parked(rt, &parked);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
+/* A caller built against 1.0's mvx_worker_stats (ending at parks) gets those fields, and
+ * nothing is written past its struct. */
+START_TEST(stats_of_the_first_release_size_are_filled_without_the_spin_counters)
+{
+    mvx_runtime *rt = new_runtime(1);
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &empty_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), 0);
+    mvx_join_release(jh);
+    mvx_worker_stats st;
+    memset(&st, 0xab, sizeof st);
+    st.size = offsetof(mvx_worker_stats, spins);
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), 0);
+    for (int tries = 0; tries < 1000 && st.polls != 1; tries++) {
+        usleep(1000);
+        ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), 0);
+    }
+    ck_assert_uint_eq(st.polls, 1);
+    unsigned char tail[sizeof st - offsetof(mvx_worker_stats, spins)];
+    memcpy(tail, &st.spins, sizeof tail);
+    for (size_t i = 0; i < sizeof tail; i++)
+        ck_assert_uint_eq(tail[i], 0xab);
+    st.size = offsetof(mvx_worker_stats, parks);
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), MVX_EINVAL);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
 }
 END_TEST
 
@@ -754,6 +935,10 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, spawn_from_a_task_stays_on_its_worker);
     tcase_add_test(tc, current_runtime_is_set_only_inside_tasks);
     tcase_add_test(tc, stats_count_polls_and_parks);
+    tcase_add_test(tc, an_idle_runtime_parks_every_worker_within_a_few_spin_rounds);
+    tcase_add_test(tc, spin_ns_zero_never_spins);
+    tcase_add_test(tc, fixed_spin_and_old_config_size_park_when_idle);
+    tcase_add_test(tc, stats_of_the_first_release_size_are_filled_without_the_spin_counters);
     tcase_add_test(tc, block_on_runs_a_task_on_the_calling_thread);
     tcase_add_test(tc, block_on_awaits_tasks_running_on_the_workers);
     tcase_add_test(tc, block_on_reports_a_failure);

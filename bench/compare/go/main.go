@@ -1,7 +1,7 @@
 // Command go is the Go side of moduvex's scheduler comparison (bench/compare).
 //
 // It ports the workloads of tokio's benches/rt_multi_threaded.rs, with the
-// same parameters, plus spawn_join_latency, pending_memory and the timer
+// same parameters, plus spawn_join_latency, pending_memory, trickle and the timer
 // workloads (timer_*, on package time); see
 // ../README.md for the specification and the output format.
 //
@@ -567,6 +567,44 @@ func timerIdleCpu(c config) {
 		implName, c.threads, n, time.Since(start).Nanoseconds(), cpu)
 }
 
+// trickle: what the runtime costs while work arrives slowly. From the main
+// goroutine, 2,000 empty goroutines, one every MVX_TRICKLE_PERIOD_US (default
+// 1000) on absolute deadlines, after a 100 ms settle; reports the process CPU
+// per task, the spawn-to-start latency (p50, p99) and the CPU of the idle
+// second after. With MVX_BENCH_ITERS=1 (a smoke run): 100 tasks, 100 ms idle.
+func trickle(c config) {
+	tasks, idle := 2000, time.Second
+	if c.iters == 1 {
+		tasks, idle = 100, 100*time.Millisecond
+	}
+	period := time.Duration(positiveEnv("MVX_TRICKLE_PERIOD_US", 1000)) * time.Microsecond
+	time.Sleep(100 * time.Millisecond)
+	started := make([]int64, tasks)
+	var ran atomic.Int64
+	cpu0 := cpuNs()
+	t0 := time.Now()
+	for i := 0; i < tasks; i++ {
+		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+			time.Sleep(d)
+		}
+		i, spawned := i, time.Now()
+		go func() {
+			atomic.StoreInt64(&started[i], int64(time.Since(spawned)))
+			ran.Add(1)
+		}()
+	}
+	for ran.Load() < int64(tasks) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	cpu1 := cpuNs()
+	time.Sleep(idle)
+	cpu2 := cpuNs()
+	sort.Slice(started, func(a, b int) bool { return started[a] < started[b] })
+	fmt.Printf("bench=trickle impl=%s threads=%d tasks=%d period_ns=%d cpu_per_task_ns=%d start_p50_ns=%d start_p99_ns=%d idle_cpu_ns_per_s=%d\n",
+		implName, c.threads, tasks, period.Nanoseconds(), (cpu1-cpu0)/int64(tasks),
+		started[tasks/2], started[tasks*99/100], (cpu2-cpu1)*int64(time.Second)/int64(idle))
+}
+
 // ---------------------------------------------------------------------- main
 
 var order = []string{
@@ -584,6 +622,7 @@ var order = []string{
 	"timer_memory",
 	"timer_idle_cpu",
 	"timer_busy_lateness",
+	"trickle",
 }
 
 var byName = map[string]func(config){
@@ -601,6 +640,7 @@ var byName = map[string]func(config){
 	"timer_memory":            timerMemory,
 	"timer_idle_cpu":          timerIdleCpu,
 	"timer_busy_lateness":     timerBusyLateness,
+	"trickle":                 trickle,
 }
 
 func main() {

@@ -20,6 +20,7 @@
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -292,6 +293,54 @@ void spawn_join_latency() {
     });
 }
 
+// Process CPU time (user + system, every thread) in ns.
+int64_t cpu_ns() {
+    rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    auto us = [](const timeval& t) { return int64_t(t.tv_sec) * 1000000 + t.tv_usec; };
+    return (us(r.ru_utime) + us(r.ru_stime)) * 1000;
+}
+
+// What the runtime costs while work arrives slowly: from the main thread,
+// 2,000 empty tasks, one every MVX_TRICKLE_PERIOD_US (default 1000) on
+// absolute deadlines, after a 100 ms settle; reports the process CPU per task,
+// the spawn-to-start latency (p50, p99) and the CPU of the idle second after.
+// With MVX_BENCH_ITERS=1 (a smoke run): 100 tasks, 100 ms idle.
+void trickle() {
+    const bool smoke = cfg.iters == 1;
+    const int tasks = smoke ? 100 : 2000;
+    const auto idle = std::chrono::milliseconds(smoke ? 100 : 1000);
+    const auto period = std::chrono::microseconds(positive_env("MVX_TRICKLE_PERIOD_US", 1000));
+    Runtime rt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::vector<int64_t> started(tasks);
+    std::atomic<int> ran{0};
+    int64_t cpu0 = cpu_ns();
+    auto t0 = steady::now();
+    for (int i = 0; i < tasks; ++i) {
+        std::this_thread::sleep_until(t0 + i * period);
+        auto spawned = steady::now();
+        rt.enqueue(rt.work, [&started, &ran, i, spawned] {
+            started[i] = std::chrono::duration_cast<nanoseconds>(steady::now() - spawned).count();
+            ran.fetch_add(1, std::memory_order_release);
+        });
+    }
+    while (ran.load(std::memory_order_acquire) < tasks)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    int64_t cpu1 = cpu_ns();
+    std::this_thread::sleep_for(idle);
+    int64_t cpu2 = cpu_ns();
+    rt.work.wait();
+    std::sort(started.begin(), started.end());
+    std::printf("bench=trickle impl=%s threads=%d tasks=%d period_ns=%lld cpu_per_task_ns=%lld "
+                "start_p50_ns=%lld start_p99_ns=%lld idle_cpu_ns_per_s=%lld\n",
+                kImpl, cfg.threads, tasks, (long long)nanoseconds(period).count(),
+                (long long)((cpu1 - cpu0) / tasks), (long long)started[tasks / 2],
+                (long long)started[tasks * 99 / 100],
+                (long long)((cpu2 - cpu1) * 1000000000 / nanoseconds(idle).count()));
+    std::fflush(stdout);
+}
+
 struct Workload {
     const char* name;
     void (*run)();  // null: not expressible with task_group tasks
@@ -307,6 +356,7 @@ const Workload kWorkloads[] = {
     {"chained_spawn", chained_spawn},
     {"spawn_join_latency", spawn_join_latency},
     {"pending_memory", nullptr},
+    {"trickle", trickle},
 };
 
 const Workload* find(const char* name) {

@@ -1,7 +1,7 @@
 //! tokio side of moduvex's scheduler comparison (bench/compare).
 //!
 //! The workloads are those of tokio's `benches/rt_multi_threaded.rs`, with the
-//! same parameters, plus `spawn_join_latency`, `pending_memory` and the timer
+//! same parameters, plus `spawn_join_latency`, `pending_memory`, `trickle` and the timer
 //! workloads (`timer_*`, on `tokio::time`); the
 //! specification and the output format are described in ../README.md.
 //!
@@ -623,6 +623,55 @@ fn timer_idle_cpu(ctx: &Ctx) {
     handles.iter().for_each(JoinHandle::abort);
 }
 
+/// What the runtime costs while work arrives slowly: from the main thread,
+/// 2,000 empty tasks, one every MVX_TRICKLE_PERIOD_US (default 1000) on
+/// absolute deadlines, after a 100 ms settle. Reports the process CPU per
+/// task, the spawn-to-start latency (p50, p99) and the CPU of the idle second
+/// after. With MVX_BENCH_ITERS=1 (a smoke run): 100 tasks, 100 ms idle.
+fn trickle(ctx: &Ctx) {
+    let smoke = ctx.iters == 1;
+    let tasks = if smoke { 100 } else { 2_000 };
+    let idle = Duration::from_millis(if smoke { 100 } else { 1000 });
+    let period = Duration::from_micros(positive_env("MVX_TRICKLE_PERIOD_US", 1000) as u64);
+    let rt = ctx.runtime();
+    thread::sleep(Duration::from_millis(100));
+    let started: Arc<Vec<AtomicU64>> = Arc::new((0..tasks).map(|_| AtomicU64::new(0)).collect());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu_ns();
+    let t0 = Instant::now();
+    for i in 0..tasks {
+        let due = t0 + period * i as u32;
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        let (started, ran, spawned) = (started.clone(), ran.clone(), Instant::now());
+        rt.spawn(async move {
+            started[i].store(spawned.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            ran.fetch_add(1, Ordering::Release);
+        });
+    }
+    while ran.load(Ordering::Acquire) < tasks {
+        thread::sleep(Duration::from_micros(100));
+    }
+    let cpu1 = cpu_ns();
+    thread::sleep(idle);
+    let cpu2 = cpu_ns();
+    let mut lat: Vec<u64> = started.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    lat.sort_unstable();
+    println!(
+        "bench=trickle impl={} threads={} tasks={} period_ns={} cpu_per_task_ns={} start_p50_ns={} start_p99_ns={} idle_cpu_ns_per_s={}",
+        IMPL,
+        ctx.threads,
+        tasks,
+        period.as_nanos(),
+        (cpu1 - cpu0) / tasks as u64,
+        lat[tasks / 2],
+        lat[tasks * 99 / 100],
+        (cpu2 - cpu1) * 1_000_000_000 / idle.as_nanos() as u64
+    );
+}
+
 // -------------------------------------------------------------------- main
 
 fn lookup(name: &str) -> Option<fn(&Ctx)> {
@@ -641,11 +690,12 @@ fn lookup(name: &str) -> Option<fn(&Ctx)> {
         "timer_memory" => timer_memory,
         "timer_idle_cpu" => timer_idle_cpu,
         "timer_busy_lateness" => timer_busy_lateness,
+        "trickle" => trickle,
         _ => return None,
     })
 }
 
-const ALL: [&str; 14] = [
+const ALL: [&str; 15] = [
     "spawn_many_local",
     "spawn_many_remote_idle",
     "spawn_many_remote_busy1",
@@ -660,6 +710,7 @@ const ALL: [&str; 14] = [
     "timer_memory",
     "timer_idle_cpu",
     "timer_busy_lateness",
+    "trickle",
 ];
 
 fn main() -> ExitCode {
