@@ -117,6 +117,28 @@ void mvx__idle_wake_all(struct mvx_runtime *rt)
     }
 }
 
+void mvx__idle_wake_worker(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    if (atomic_load_explicit(&w->sleep, mvx__seq_cst) != MVX__SLEEPING)
+        return; /* awake: it looks at its role before it sleeps again (idle_sleep) */
+    atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+    uint32_t expected = MVX__SLEEPING;
+    if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
+                                                mvx__relaxed))
+        mvx__futex_wake(&w->sleep, 1);
+    else /* it woke by itself (or a notifier claimed it) and counted itself */
+        atomic_fetch_sub_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+}
+
+/* A substitute (mvx_block_in_place) must not sleep once its blocked thread wants the worker
+ * back. One load of a NULL pointer for every other worker. */
+static bool role_reclaimed(struct mvx__worker *w)
+{
+    _Atomic uint32_t *role = atomic_load_explicit(&w->role, mvx__relaxed);
+    return role && atomic_load_explicit(role, mvx__seq_cst) != MVX__ROLE_ADOPTED;
+}
+
 /* Spins a little before sleeping: a cross-core futex wake-up costs tens of microseconds on small
  * VMs, far more than a task. Only searchers spin, so at most half the workers burn CPU. */
 #ifndef SPIN_NS
@@ -130,7 +152,8 @@ static bool spin_for_work(struct mvx__worker *w)
     int64_t deadline = mvx__now_ns() + SPIN_NS;
     for (unsigned i = 1;; i++) {
         if (mvx__idle_work_visible(w) ||
-            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING ||
+            role_reclaimed(w))
             return true;
         if ((i & 63) == 0) {
             if (mvx__now_ns() > deadline)
@@ -174,7 +197,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
     atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
     w->searching = false;
     if (mvx__idle_work_visible(w) ||
-        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING) {
+        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING || role_reclaimed(w)) {
         uint32_t expected = MVX__SLEEPING;
         if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE, mvx__seq_cst,
                                                     mvx__seq_cst)) {

@@ -32,6 +32,8 @@ struct mvx_runtime {
     void (*on_thread_start)(void *, unsigned);
     void (*on_thread_stop)(void *, unsigned);
     void *hook_data;
+    unsigned global_interval; /* polls between looks at the global queue first */
+    bool lifo_disabled;
 };
 
 /* Every spawn function: validates, allocates (from the calling thread's heap), initialises and

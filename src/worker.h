@@ -15,7 +15,7 @@ struct mvx__worker {
     struct mvx_runtime *rt;
     struct mvx__heap *heap;
     struct mvx__task *lifo; /* the next task to run: the latest spawned or woken here */
-    uint32_t tick;
+    uint32_t tick; /* polls left until the global queue is looked at first */
     uint32_t rng;
     unsigned index;
     bool searching;
@@ -29,6 +29,9 @@ struct mvx__worker {
      * and its poll count then; a poll since ends the streak. */
     int64_t futile_since;
     uint64_t futile_polls;
+    /* While a substitute thread runs this worker for a thread inside mvx_block_in_place: the
+     * handoff word it must watch (inplace.c); idle_sleep does not sleep once it says RECLAIM. */
+    _Atomic(_Atomic uint32_t *) role;
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
     struct mvx__deque deque;
 };
@@ -40,6 +43,12 @@ void *mvx__worker_main(void *arg);
 void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t);
 /* Owner: a task spawned or woken on this worker; see mvx__runtime_schedule. */
 void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield);
+/* Runs w's loop on the calling thread, which takes over w from a thread blocked in
+ * mvx_block_in_place, until *role is no longer MVX__ROLE_ADOPTED or the runtime shuts down. */
+void mvx__worker_substitute(struct mvx__worker *w, _Atomic uint32_t *role);
+
+/* The handoff word of mvx_block_in_place (inplace.c). */
+enum { MVX__ROLE_OFFERED = 0, MVX__ROLE_ADOPTED = 1, MVX__ROLE_RECLAIM = 2, MVX__ROLE_RETURNED = 3 };
 
 static inline void mvx__stat_inc(_Atomic uint64_t *c)
 {
@@ -64,6 +73,8 @@ void mvx__idle_sleep(struct mvx__worker *w);
 void mvx__idle_notify(struct mvx_runtime *rt);
 /* Shutdown: wakes every worker. */
 void mvx__idle_wake_all(struct mvx_runtime *rt);
+/* Wakes w if it sleeps (counted as a notifier would count it). */
+void mvx__idle_wake_worker(struct mvx__worker *w);
 /* Whether there is work somewhere a worker could take (global queue, another worker's queue). */
 bool mvx__idle_work_visible(struct mvx__worker *w);
 
