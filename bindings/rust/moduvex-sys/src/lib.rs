@@ -159,6 +159,10 @@ pub struct mvx_runtime_config {
     pub hook_data: *mut c_void,
     pub max_blocking_threads: c_uint,
     pub blocking_keep_alive_ns: i64,
+    /// Since 1.1.
+    pub global_queue_interval: c_uint,
+    /// Since 1.1.
+    pub disable_lifo_slot: c_int,
 }
 
 /// Counters of one worker.
@@ -309,4 +313,10 @@ extern "C" {
         timeout_ns: i64,
     ) -> c_int;
     pub fn mvx_local_set_free(set: *mut mvx_local_set) -> c_int;
+
+    // since 1.1 (MODUVEX_1.1)
+    pub fn mvx_block_in_place(
+        fn_: Option<unsafe extern "C" fn(arg: *mut c_void)>,
+        arg: *mut c_void,
+    ) -> c_int;
 }

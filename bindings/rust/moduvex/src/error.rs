@@ -10,48 +10,89 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use crate::sys;
+use crate::task::Id;
 
 /// A panic payload, as `std::panic::catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
 /// Why a task did not produce its output: awaiting a [`JoinHandle`](crate::JoinHandle) yields
-/// `Err(JoinError)` when the task was cancelled or panicked.
+/// `Err(JoinError)` when the task was cancelled or panicked. tokio's shape: an opaque error with
+/// [`is_cancelled`](Self::is_cancelled), [`is_panic`](Self::is_panic),
+/// [`into_panic`](Self::into_panic), [`try_into_panic`](Self::try_into_panic) and
+/// [`id`](Self::id) (the failed task's [`task::Id`](crate::task::Id)).
 ///
 /// ```
 /// let rt = moduvex::Runtime::new().unwrap();
-/// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();
+/// let handle = rt.spawn(async { panic!("boom") });
+/// let id = handle.id();
+/// let err = rt.block_on(handle).unwrap_err();
 /// assert!(err.is_panic());
-/// assert_eq!(err.to_string(), "task panicked");
+/// assert_eq!(err.id(), id);
+/// assert_eq!(err.to_string(), format!("task {id} panicked with message \"boom\""));
 /// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 /// ```
 ///
-/// `JoinError` is `Send` but not `Sync`: the public payload may be any `Send` value, which a
-/// shared reference could reach (`downcast_ref`) from several threads. Where an error must be
-/// `Send + Sync` (`Box<dyn Error + Send + Sync>`, `anyhow`), convert it with
-/// `std::io::Error::from(err)`, which keeps the panic message.
-pub enum JoinError {
-    /// The task was aborted ([`JoinHandle::abort`](crate::JoinHandle::abort)) or cancelled
-    /// because its runtime shut down before it completed.
+/// `JoinError` is `Send` and `Sync` (so `handle.await?` works into `Box<dyn Error + Send +
+/// Sync>`): a shared reference never reaches the payload, only its message when that is a
+/// `&'static str` or a `String`, which are `Sync`.
+pub struct JoinError {
+    id: Id,
+    repr: Repr,
+}
+
+enum Repr {
     Cancelled,
-    /// The task panicked. The payload is the value the panic was started with (a `&'static str`
-    /// or a `String` for `panic!` with a message, anything for `std::panic::panic_any`); pass it
-    /// to `std::panic::resume_unwind` to propagate the panic. A failure reported by C code
-    /// through `mvx_context_fail` without a Rust payload carries its message as a `String`.
-    Panic(Payload),
+    Panic(SyncPayload),
+}
+
+/// A payload reachable only by value (`into_panic`) or as a `&str`/`String`, both `Sync`.
+struct SyncPayload(Payload);
+
+// SAFETY: through &SyncPayload only `message()` reads the payload, and only as a &'static str or
+// a String (downcast_ref to those exact types), which are Sync; everything else takes it by value.
+unsafe impl Sync for SyncPayload {}
+
+impl SyncPayload {
+    fn message(&self) -> Option<&str> {
+        payload_message(&*self.0)
+    }
 }
 
 impl JoinError {
-    /// True if the task was cancelled.
+    pub(crate) fn cancelled(id: Id) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(id: Id, payload: Payload) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Panic(SyncPayload(payload)),
+        }
+    }
+
+    /// True if the task was cancelled: aborted ([`JoinHandle::abort`](crate::JoinHandle::abort))
+    /// or cancelled because its runtime shut down before it completed.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, JoinError::Cancelled)
+        matches!(self.repr, Repr::Cancelled)
     }
 
     /// True if the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self, JoinError::Panic(_))
+        matches!(self.repr, Repr::Panic(_))
     }
 
-    /// The panic payload.
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The panic payload: the value the panic was started with (a `&'static str` or a `String`
+    /// for `panic!` with a message, anything for `std::panic::panic_any`); pass it to
+    /// `std::panic::resume_unwind` to propagate the panic. A failure reported by C code through
+    /// `mvx_context_fail` without a Rust payload carries its message as a `String`.
     ///
     /// # Panics
     /// If the error is not a panic (see [`try_into_panic`](Self::try_into_panic)).
@@ -63,9 +104,9 @@ impl JoinError {
 
     /// The panic payload, or the error itself if it is not a panic.
     pub fn try_into_panic(self) -> Result<Payload, JoinError> {
-        match self {
-            JoinError::Panic(p) => Ok(p),
-            e => Err(e),
+        match self.repr {
+            Repr::Panic(p) => Ok(p.0),
+            _ => Err(self),
         }
     }
 }
@@ -79,22 +120,27 @@ pub(crate) fn payload_message(p: &(dyn Any + Send)) -> Option<&str> {
     }
 }
 
+/// tokio 1.41's texts: "task 7 was cancelled", "task 7 panicked with message \"boom\"", or
+/// "task 7 panicked" for a payload without a message.
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            JoinError::Cancelled => "task was cancelled",
-            JoinError::Panic(_) => "task panicked",
-        })
+        match &self.repr {
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Panic(p) => match p.message() {
+                Some(msg) => write!(f, "task {} panicked with message {:?}", self.id, msg),
+                None => write!(f, "task {} panicked", self.id),
+            },
+        }
     }
 }
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Cancelled => f.write_str("JoinError::Cancelled"),
-            JoinError::Panic(p) => match payload_message(&**p) {
-                Some(msg) => write!(f, "JoinError::Panic({msg:?})"),
-                None => f.write_str("JoinError::Panic(..)"),
+        match &self.repr {
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
+            Repr::Panic(p) => match p.message() {
+                Some(msg) => write!(f, "JoinError::Panic({:?}, {:?}, ...)", self.id, msg),
+                None => write!(f, "JoinError::Panic({:?}, ...)", self.id),
             },
         }
     }
@@ -104,14 +150,7 @@ impl std::error::Error for JoinError {}
 
 impl From<JoinError> for io::Error {
     fn from(e: JoinError) -> io::Error {
-        let msg = match &e {
-            JoinError::Cancelled => "task was cancelled".to_owned(),
-            JoinError::Panic(p) => match payload_message(&**p) {
-                Some(m) => format!("task panicked: {m}"),
-                None => "task panicked".to_owned(),
-            },
-        };
-        io::Error::other(msg)
+        io::Error::other(e.to_string())
     }
 }
 

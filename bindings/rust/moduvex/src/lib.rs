@@ -13,10 +13,8 @@
 //! assert_eq!(sum, 42);
 //!
 //! let failed = rt.spawn(async { panic!("boom") });
-//! match rt.block_on(failed) {
-//!     Err(JoinError::Panic(p)) => assert_eq!(*p.downcast::<&str>().unwrap(), "boom"),
-//!     other => panic!("unexpected {other:?}"),
-//! }
+//! let err: JoinError = rt.block_on(failed).unwrap_err();
+//! assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 //! ```
 //!
 //! # How a future becomes a task
@@ -24,7 +22,7 @@
 //! future into the task's single allocation (header, future, output), which is a Rust move, and
 //! the library polls it there on a worker thread. The poll wraps `Future::poll` in
 //! `catch_unwind`: a panic becomes the library's task failure (`mvx_context_fail`) carrying the
-//! boxed payload, and the [`JoinHandle`] turns it back into [`JoinError::Panic`] with the
+//! boxed payload, and the [`JoinHandle`] turns it back into a panic [`JoinError`] with the
 //! original payload. No unwind ever crosses into C.
 //!
 //! The task's waker becomes a `std::task::Waker` without allocating (its data is the task
@@ -70,8 +68,12 @@
 
 mod error;
 mod join;
-mod runtime;
-mod task;
+/// The future-as-task machinery (the file keeps its name; `task` is the public module).
+#[path = "task.rs"]
+mod raw_task;
+pub mod runtime;
+#[path = "task/mod.rs"]
+pub mod task;
 mod waker;
 mod yield_now;
 
@@ -80,21 +82,26 @@ use std::future::Future;
 
 pub use error::JoinError;
 pub use join::JoinHandle;
-pub use runtime::{Builder, Runtime};
+pub use runtime::{Builder, Handle, Runtime};
 pub use yield_now::{yield_now, YieldNow};
 
 /// The raw declarations of `moduvex.h` (the `moduvex-sys` crate).
 pub use moduvex_sys as sys;
 
-/// The runtime of the task (or `block_on` future, or blocking closure) running on this thread.
+/// The runtime entered on this thread (`Runtime::enter`), else the one of the task (or
+/// `block_on` future, or blocking closure) running on this thread.
 #[track_caller]
 fn current(what: &str) -> *mut sys::mvx_runtime {
+    if let Some(rt) = runtime::entered_raw() {
+        return rt.as_ptr();
+    }
     // SAFETY: no arguments; returns a borrowed pointer or NULL.
     let rt = unsafe { sys::mvx_runtime_current() };
     if rt.is_null() {
         panic!(
             "{what} called outside of a moduvex runtime: call it from a task, a \
-             Runtime::block_on future or a spawn_blocking closure, or use Runtime::{what}"
+             Runtime::block_on future or a spawn_blocking closure, inside Runtime::enter, or \
+             use Runtime::{what}"
         );
     }
     rt

@@ -397,7 +397,7 @@ fn join_handle_polled_after_completion_panics() {
         *again.downcast::<&str>().unwrap(),
         "JoinHandle polled after completion"
     );
-    let _ = JoinError::Cancelled;
+    let _: Option<JoinError> = None;
 }
 
 #[test]
