@@ -110,13 +110,15 @@ impl fmt::Debug for Handle {
 
 thread_local! {
     /// Handles entered on this thread (Runtime::enter, Handle::enter), innermost last.
-    static ENTERED: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
+    static ENTERED: RefCell<Vec<(u64, Handle)>> = const { RefCell::new(Vec::new()) };
+    /// Tells guards apart (their handles may be the same runtime).
+    static NEXT_GUARD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The raw runtime entered on this thread (innermost guard), if any.
 pub(crate) fn entered_raw() -> Option<NonNull<mvx_runtime>> {
     ENTERED
-        .try_with(|e| e.borrow().last().map(|h| h.inner.raw))
+        .try_with(|e| e.borrow().last().map(|(_, h)| h.inner.raw))
         .ok()
         .flatten()
 }
@@ -182,7 +184,7 @@ impl Handle {
     /// As [`current`](Self::current), or an error instead of the panic.
     pub fn try_current() -> Result<Handle, TryCurrentError> {
         let entered = ENTERED
-            .try_with(|e| e.borrow().last().cloned())
+            .try_with(|e| e.borrow().last().map(|(_, h)| h.clone()))
             .map_err(|_| TryCurrentError { destroyed: true })?;
         if let Some(h) = entered {
             return Ok(h);
@@ -201,13 +203,10 @@ impl Handle {
     /// `moduvex::spawn`, `Handle::current()` and `LocalSet` then use it. Guards nest, and must
     /// be dropped in the reverse order (else the drop panics, as tokio's).
     pub fn enter(&self) -> EnterGuard<'_> {
-        let depth = ENTERED.with(|e| {
-            let mut e = e.borrow_mut();
-            e.push(self.clone());
-            e.len()
-        });
+        let token = NEXT_GUARD.with(|n| n.replace(n.get() + 1));
+        ENTERED.with(|e| e.borrow_mut().push((token, self.clone())));
         EnterGuard {
-            depth,
+            token,
             _handle: PhantomData,
         }
     }
@@ -263,13 +262,13 @@ impl Handle {
 /// [`Handle::enter`]); `!Send`, as it belongs to the thread.
 #[must_use = "dropping the guard leaves the runtime at once"]
 pub struct EnterGuard<'a> {
-    depth: usize,
+    token: u64,
     _handle: PhantomData<(&'a Handle, *const ())>,
 }
 
 impl fmt::Debug for EnterGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnterGuard").field("depth", &self.depth).finish()
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
     }
 }
 
@@ -278,10 +277,8 @@ impl Drop for EnterGuard<'_> {
         let in_order = ENTERED
             .try_with(|e| {
                 let mut e = e.borrow_mut();
-                let in_order = e.len() == self.depth;
-                if self.depth <= e.len() {
-                    e.remove(self.depth - 1);
-                }
+                let in_order = e.last().map(|(t, _)| *t) == Some(self.token);
+                e.retain(|(t, _)| *t != self.token); // leave the runtime either way
                 in_order
             })
             .unwrap_or(true);

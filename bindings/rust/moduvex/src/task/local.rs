@@ -88,7 +88,9 @@ impl LocalSet {
     /// Spawns a `!Send` future into the set; it runs only while the set is driven.
     ///
     /// # Panics
-    /// Outside of a moduvex runtime (on the first use of the set).
+    /// On the set's first use outside of a moduvex runtime: unlike tokio's, a set is tied to a
+    /// runtime when it is first used, so spawning into a set before driving it needs a current
+    /// runtime (inside a task or `block_on`, or under `Runtime::enter`).
     #[track_caller]
     pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
     where
