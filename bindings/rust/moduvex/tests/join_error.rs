@@ -77,7 +77,7 @@ fn question_mark_into_a_send_sync_box() {
     let rt = rt();
     let run = || -> Result<i32, Box<dyn Error + Send + Sync>> {
         let v = rt.block_on(rt.spawn(async { 5 }))?;
-        let _ = rt.block_on(rt.spawn(async { panic!("inner") }))?;
+        rt.block_on(rt.spawn(async { panic!("inner") }))?;
         Ok(v)
     };
     assert!(run().unwrap_err().to_string().ends_with("panicked with message \"inner\""));

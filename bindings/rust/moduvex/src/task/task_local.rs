@@ -136,13 +136,8 @@ impl<T: 'static> LocalKey<T> {
 
     /// Calls `f` with a reference to the value, or returns `AccessError` outside any scope.
     pub fn try_with<F: FnOnce(&T) -> R, R>(&'static self, f: F) -> Result<R, AccessError> {
-        let f = Some(f);
         self.inner
-            .try_with(|c| {
-                let v = c.borrow();
-                // Taking the closure out keeps it callable exactly once.
-                v.as_ref().map(|v| (f.expect("called once"))(v))
-            })
+            .try_with(|c| c.borrow().as_ref().map(f))
             .ok()
             .flatten()
             .ok_or(AccessError(()))
