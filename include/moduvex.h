@@ -50,7 +50,8 @@
  *
  * Threads. Every function may be called from any thread, concurrently, except where its comment
  *   names an owner: a join handle is used by one thread at a time (mvx_join_abort and
- *   mvx_join_is_finished excepted), a local set is driven and freed by the thread that created it,
+ *   mvx_join_is_finished excepted, though not concurrently with mvx_join_release: see there),
+ *   a local set is driven and freed by the thread that created it,
  *   and a context is valid only inside the poll call that received it.
  *
  * Structs. Every public struct a caller fills in or passes to the library starts with
@@ -111,7 +112,8 @@ MVX_EXTERN const char *mvx_version_string(void);
     XX(EFAILED, -8, "task panicked")                                                               \
     XX(ETAKEN, -9, "output already taken")                                                         \
     XX(EPERM, -10, "not allowed from this thread")                                                 \
-    XX(ESYSTEM, -11, "system resource error")
+    XX(ESYSTEM, -11, "system resource error")                                                     \
+    XX(EALREADY, -12, "already completed: the promise was resolved or failed before")
 
 #define MVX_OK 0
 enum {
@@ -140,7 +142,10 @@ MVX_EXTERN const char *mvx_last_error(void);
 /* How a waker is implemented. The runtime builds wakers for its own tasks; callers build their own
  * (foreign wakers) to let another executor - a Rust future, a Go goroutine, a Lua loop, a plain
  * thread - be woken when a join handle becomes ready. Each callback receives the waker's data and
- * may be called from any thread, concurrently; none may be NULL.
+ * may be called from any thread, concurrently; none may be NULL, and size must be at least
+ * sizeof(mvx_waker_vtable): a waker whose vtable breaks either rule is refused with MVX_EINVAL by
+ * mvx_waker_clone and every function that keeps a clone (mvx_join_poll, mvx_local_set_new,
+ * mvx_promise_on_cancel), and the void functions below skip a NULL callback instead of calling it.
  *   clone:       return data for a new, independent waker with the same vtable (take a reference).
  *   wake:        wake, and release this waker's data (consumes it).
  *   wake_by_ref: wake, keeping the data.
@@ -162,7 +167,9 @@ typedef struct mvx_waker {
 } mvx_waker;
 
 /* Sets *out to a new waker that wakes the same task (or foreign target) as *waker. The caller owns
- * *out and must eventually wake or drop it. Any thread. MVX_EINVAL if an argument is NULL. */
+ * *out and must eventually wake or drop it. Cloning the empty waker {NULL, NULL} gives the empty
+ * waker (and 0). Any thread. MVX_EINVAL if an argument is NULL or the vtable is invalid (see
+ * mvx_waker_vtable; *out is then not written). */
 MVX_EXTERN int mvx_waker_clone(const mvx_waker *waker, mvx_waker *out);
 /* Wakes and consumes *waker (it becomes {NULL, NULL}). Waking a task schedules it to be polled
  * again; waking a task that already finished or was cancelled does nothing. Any thread. */
@@ -241,13 +248,23 @@ MVX_EXTERN const mvx_waker *mvx_context_waker(mvx_context *cx);
  * destructor `payload_drop` (may be NULL) are handed to whoever takes the failure from the join
  * handle, or payload_drop(payload) is called when nobody does. A second call replaces the first
  * (dropping its payload). If poll then returns anything but MVX_POLL_FAILED the description is
- * discarded and the payload dropped. MVX_EINVAL if cx is NULL (payload is then not touched). */
+ * discarded and the payload dropped. payload_drop is never called with a NULL payload.
+ * MVX_EINVAL if cx is NULL; MVX_ENOMEM if the message cannot be copied. On either error nothing
+ * changed: an earlier description stands and payload is still the caller's. */
 MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, void *payload,
                                 void (*payload_drop)(void *payload));
 
+/* Tells the runtime that this poll has dropped the task's state itself (a binding unwinding a
+ * panic through the poll runs the state's destructors during the unwind, as tokio does): the
+ * vtable's drop will not be called for it. The poll must then return MVX_POLL_READY or
+ * MVX_POLL_FAILED; MVX_POLL_PENDING makes the task fail with code MVX_EINVAL, since it could
+ * never be polled again. Added in 1.1. 0, or MVX_EINVAL if cx is NULL. */
+MVX_EXTERN int mvx_context_forget_state(mvx_context *cx);
+
 /* A task failure, moved out of a join handle by mvx_join_take(). The caller owns message and
- * payload; mvx_failure_clear() frees the message and calls payload_drop(payload). To keep the
- * payload, set payload to NULL before clearing. */
+ * payload; mvx_failure_clear() frees the message and calls payload_drop(payload) if both are
+ * non-NULL (a destructor never receives NULL). To keep the payload, set payload to NULL before
+ * clearing. */
 typedef struct mvx_failure {
     size_t size;   /* set by the caller: sizeof(mvx_failure); no reserved space */
     int code;      /* the code given to mvx_context_fail(), or an MVX_E* code */
@@ -405,12 +422,18 @@ MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker);
 MVX_EXTERN int mvx_join_take(mvx_join_handle *join, void *output, size_t output_size,
                              mvx_failure *failure);
 
-/* Requests cancellation. A task that is not running is cancelled by a worker soon after; a running
- * one right after its current poll returns pending; one that completes first keeps its output.
- * Repeated calls are harmless. 0 or MVX_EINVAL. Any thread, concurrently with the handle's user. */
+/* Requests cancellation. A task that is not running is cancelled by a worker soon after (a queued
+ * blocking job at once, see mvx_spawn_blocking); a running one right after its current poll
+ * returns pending; one that completes first keeps its output. Repeated calls are harmless.
+ * 0 or MVX_EINVAL. Any thread, concurrently with the handle's user, except with
+ * mvx_join_release: release may free the task at once, and nothing can tell an abort that races
+ * release from one made after it, which would touch freed memory or even cancel another task that
+ * reused the memory. So every abort must return before release is called (e.g. the releasing
+ * thread joins the aborting one, or they share a lock). */
 MVX_EXTERN int mvx_join_abort(mvx_join_handle *join);
 
-/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread. */
+/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread,
+ * ordered before mvx_join_release as mvx_join_abort is. */
 MVX_EXTERN int mvx_join_is_finished(const mvx_join_handle *join);
 
 /* Releases the handle. An unfinished task keeps running, detached; an output (or failure) never
@@ -421,8 +444,9 @@ MVX_EXTERN void mvx_join_release(mvx_join_handle *join);
  * it spawns on rt go to the workers. Returns as mvx_join_take: 0 with the output in `output`,
  * MVX_EFAILED (with *failure if given), MVX_ECANCELLED (runtime shut down meanwhile), or
  * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). On those last
- * four nothing ran and the caller still owns `state`; on 0, MVX_EFAILED and MVX_ECANCELLED the
- * task took it (and has dropped it). */
+ * four nothing ran and the caller still owns `state`: every argument (failure->size included) is
+ * checked before the task runs. On 0, MVX_EFAILED and MVX_ECANCELLED the task took it (and has
+ * dropped it). */
 MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                             void *output, size_t output_size, mvx_failure *failure);
 
@@ -434,11 +458,15 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
  * called exactly once, on a pool thread, and may block; it must return MVX_POLL_READY or
  * MVX_POLL_FAILED (MVX_POLL_PENDING counts as a failure with code MVX_EINVAL). Otherwise it is a
  * task like any other: same vtable, state and output rules, same join handle.
- * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order.
- * Abort: a job not started yet is cancelled; a job already running cannot be stopped: it
+ * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order. If the
+ * pool has no thread and none can be started, the spawn fails with MVX_ESYSTEM (MVX_ENOMEM if the
+ * thread's record cannot be allocated): nothing is queued and the caller still owns `state`
+ * (with a thread running, a job that could not get a new one waits for it instead).
+ * Abort: a job not started yet is cancelled at once (taken off the queue, its state dropped on
+ * the aborting thread, its waiters woken); a job already running cannot be stopped: it
  * finishes, its output is dropped and the join handle reports MVX_ECANCELLED.
  * Shutdown cancels queued jobs, waits for running ones within its timeout and counts those still
- * running in its result. Returns as mvx_spawn. Any thread. */
+ * running in its result. Returns as mvx_spawn, and MVX_ESYSTEM as above. Any thread. */
 MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                                   mvx_join_handle **join);
 
@@ -493,9 +521,140 @@ MVX_EXTERN size_t mvx_signature_return_size(const mvx_signature *sig);
  * caller's: it must remain valid until the task has finished. The task keeps a reference on sig.
  * flags: 0 runs fn on a worker (short, non-blocking functions), MVX_CALL_BLOCKING on the
  * blocking pool. Returns as mvx_spawn (MVX_EINVAL also for NULL fn, sig, or args when sig has
- * arguments). Any thread. */
+ * arguments; with MVX_CALL_BLOCKING also as mvx_spawn_blocking). Any thread. */
 MVX_EXTERN int mvx_spawn_call(mvx_runtime *rt, void (*fn)(void), const mvx_signature *sig,
                               void *const *args, unsigned flags, mvx_join_handle **join);
+
+/* ============================================================================================= */
+/* Interop: notifiers and promises (since 1.1)                                                    */
+
+/* Two pieces for hosts that run their own event loop or scheduler (Go, Lua, libuv, epoll,
+ * asyncio, a game loop), whose code must never run on a moduvex thread: a notifier turns wakes
+ * into tokens the host pulls from one pollable file descriptor, and a promise is a task that a
+ * host completes from outside, so that C tasks can join a goroutine or a coroutine like any task.
+ *
+ *     mvx_notifier *n;  mvx_waker w;  uint64_t tokens[64];
+ *     mvx_notifier_new(&n);
+ *     mvx_notifier_waker(n, 7, &w);                  // token 7 stands for this join handle
+ *     if (mvx_join_poll(jh, &w) == MVX_EAGAIN)       // the handle keeps a clone of w
+ *         ...                                        // add mvx_notifier_fd(n) to epoll/poll
+ *     int k = mvx_notifier_drain(n, tokens, 64);     // when the fd is readable: tokens[0] == 7
+ *     mvx_waker_drop(&w);  ...  mvx_notifier_free(n);
+ */
+
+/* A completion queue behind one file descriptor. */
+typedef struct mvx_notifier mvx_notifier;
+
+/* Creates a notifier with an eventfd (non-blocking, close-on-exec). On success *out owns it;
+ * free it with mvx_notifier_free(). MVX_EINVAL, MVX_ENOMEM, MVX_ESYSTEM (no fd). Any thread. */
+MVX_EXTERN int mvx_notifier_new(mvx_notifier **out);
+
+/* The notifier's file descriptor: it polls readable (POLLIN / EPOLLIN) while tokens are pending,
+ * so Go's netpoller, luv's uv.new_poll, cqueues or epoll can wait on it. It belongs to the
+ * notifier: never read, write or close it yourself (dup() it if your poller must own an fd).
+ * Readiness is a hint in one direction only: after a wake the fd is or soon becomes readable
+ * until a drain takes the token, but it may also poll readable with nothing to drain (a wake
+ * racing a drain), and a drain then returns 0. -1 (MVX_EINVAL) for NULL. Any thread. */
+MVX_EXTERN int mvx_notifier_fd(const mvx_notifier *n);
+
+/* Sets *out to a foreign waker that, when woken (wake or wake_by_ref, from any thread), queues
+ * `token` on n. Waking allocates nothing and takes no lock; the fd is written only when the queue
+ * goes from empty to non-empty, as uv_async_send does. The caller owns *out (drop or wake it,
+ * as any waker). One allocation per call. MVX_EINVAL, MVX_ENOMEM. Any thread.
+ *
+ * What a host may rely on:
+ *  - Every wake of a waker delivers its token at least once after the wake (by a drain that
+ *    starts after the wake returned), and never before the wake.
+ *  - Wakes coalesce per waker: a waker and its clones (mvx_waker_clone, the clone a join handle
+ *    keeps) share one queue entry, so while their token is queued and not yet drained further
+ *    wakes add nothing; the first wake after the drain that took it queues it again. Separate
+ *    calls of mvx_notifier_waker give separate entries, even with the same token: each delivers.
+ *  - Tokens come out in the order their entries were queued.
+ *  - A waker may outlive its notifier, as handles outlive the runtime: once mvx_notifier_free has
+ *    been called, waking does nothing and cloning and dropping stay safe, from any thread. The
+ *    memory goes with the last waker. */
+MVX_EXTERN int mvx_notifier_waker(mvx_notifier *n, uint64_t token, mvx_waker *out);
+
+/* Moves up to `max` pending tokens into tokens[0..], in wake order, and returns how many (0 when
+ * none is pending), or MVX_EINVAL. When it leaves the queue empty the fd stops polling readable
+ * (unless a wake races it); when tokens remain (more than max) the fd stays readable. One
+ * consumer: drain, wait and free must not run concurrently with each other (any thread, one at a
+ * time); wakes may run concurrently with all of them. */
+MVX_EXTERN int mvx_notifier_drain(mvx_notifier *n, uint64_t *tokens, size_t max);
+
+/* For a host thread without a poller: waits until tokens are pending or the timeout passes.
+ * Returns 0 (drain now; it may return 0 tokens, see mvx_notifier_fd), MVX_ETIMEDOUT, MVX_EINVAL,
+ * MVX_ESYSTEM. Consumer only, as drain. */
+MVX_EXTERN int mvx_notifier_wait(mvx_notifier *n, int64_t timeout_ns);
+
+/* Counters, for tuning and for benchmarks (coalescing is wakes per fd write). */
+typedef struct mvx_notifier_stats {
+    size_t size;        /* set by the caller: sizeof(mvx_notifier_stats); no reserved space */
+    uint64_t fd_writes; /* times a wake wrote the fd (the queue went from empty to non-empty) */
+    uint64_t drains;    /* calls of mvx_notifier_drain */
+    uint64_t tokens;    /* tokens delivered by those drains */
+} mvx_notifier_stats;
+
+/* Fills *stats. MVX_EINVAL for NULLs or a bad size. Any thread (a snapshot). */
+MVX_EXTERN int mvx_notifier_stats_get(const mvx_notifier *n, mvx_notifier_stats *stats);
+
+/* Frees the notifier: pending tokens are discarded and the fd is closed before it returns (it
+ * waits for wakes that are writing it at that moment, a few instructions each). Wakers still
+ * held anywhere stay valid and do nothing when woken. NULL does nothing. Consumer only. */
+MVX_EXTERN void mvx_notifier_free(mvx_notifier *n);
+
+/* A task completed from outside: it runs no code of its own, and the thread that owns the promise
+ * (a goroutine, a coroutine, a callback of another library) resolves or fails it. Its join handle
+ * works like every other: wait, try, poll (from C tasks, Rust, a notifier waker), take, abort,
+ * release. Cancellation reaches the producer through mvx_promise_is_cancelled and
+ * mvx_promise_on_cancel.
+ *
+ *   outcome race: the first of resolve, fail and cancellation (abort, shutdown, promise release)
+ *   wins; the others change nothing. Whoever wins, the output (or failure payload) is dropped
+ *   exactly once: taken by mvx_join_take, or passed to output_drop (payload_drop).
+ */
+typedef struct mvx_promise mvx_promise;
+
+/* Spawns a promise task on rt with an output of output_size bytes (alignment output_align: 0 or a
+ * power of two up to 16; size at most MVX_INLINE_MAX). output_drop (may be NULL) frees an output
+ * that is never taken. *promise receives the producer's side (release it with
+ * mvx_promise_release); with join != NULL *join receives the task's join handle, else the task
+ * is detached. MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN; on failure nothing was created. Any thread. */
+MVX_EXTERN int mvx_spawn_promise(mvx_runtime *rt, size_t output_size, size_t output_align,
+                                 void (*output_drop)(void *output), mvx_promise **promise,
+                                 mvx_join_handle **join);
+
+/* Completes the task with output_size bytes copied from `output` (NULL allowed when the size is
+ * 0); join waiters are woken. 0, or: MVX_EALREADY (resolved or failed before), MVX_ECANCELLED
+ * (cancelled first), MVX_EINVAL; on those the output was not copied and stays the caller's.
+ * Any thread, concurrently with the other promise functions (not with release). */
+MVX_EXTERN int mvx_promise_resolve(mvx_promise *promise, const void *output);
+
+/* Completes the task with a failure, as a poll returning MVX_POLL_FAILED after
+ * mvx_context_fail(cx, code, message, payload, payload_drop) would: its join handle reports
+ * MVX_EFAILED. The message is copied (may be NULL). 0, or MVX_EALREADY, MVX_ECANCELLED,
+ * MVX_EINVAL, MVX_ENOMEM (the message could not be copied); on those nothing changed and payload
+ * stays the caller's. Any thread, as resolve. */
+MVX_EXTERN int mvx_promise_fail(mvx_promise *promise, int code, const char *message, void *payload,
+                                void (*payload_drop)(void *payload));
+
+/* 1 once the task has been cancelled or asked to be (its handle aborted, the runtime shut down),
+ * unless it was resolved or failed first; 0 otherwise (also for NULL). Any thread. */
+MVX_EXTERN int mvx_promise_is_cancelled(const mvx_promise *promise);
+
+/* Stores a clone of *waker, woken (once, consuming it) when the task is cancelled, so that the
+ * producer can stop: a goroutine's context, a coroutine's close. Only the latest registration is
+ * kept (an earlier waker is dropped). If the task is already cancelled the clone is woken at once,
+ * on the calling thread; if the promise was already resolved or failed nothing is stored and
+ * MVX_EALREADY is returned. The waker may be woken on any thread: on the one that aborts the
+ * handle, shuts the runtime down or releases the promise. 0, MVX_EALREADY, MVX_EINVAL. Any
+ * thread, as resolve. */
+MVX_EXTERN int mvx_promise_on_cancel(mvx_promise *promise, const mvx_waker *waker);
+
+/* Gives up the producer's side. An unresolved promise's task is cancelled (its join waiters see
+ * MVX_ECANCELLED, its cancel waker is woken). The join handle is independent and is released on
+ * its own. NULL does nothing. Call it once, after every other call on the promise has returned. */
+MVX_EXTERN void mvx_promise_release(mvx_promise *promise);
 
 /* ============================================================================================= */
 /* Local task sets                                                                                */
@@ -522,7 +681,9 @@ MVX_EXTERN int mvx_local_set_run_until_idle(mvx_local_set *set);
 
 /* Drives the set until `until` (a handle of any task, local or not) finishes or the timeout
  * passes, sleeping while no task is ready. Returns the outcome as mvx_join_wait (MVX_ETIMEDOUT
- * included), or MVX_EPERM (not the owner thread). Owner thread only. */
+ * included), MVX_EDEADLK if `until` is an unfinished task of another local set of this thread
+ * (it cannot run while this thread waits here; with a zero timeout: MVX_ETIMEDOUT, as
+ * mvx_join_wait), or MVX_EPERM (not the owner thread). Owner thread only. */
 MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *until,
                                        int64_t timeout_ns);
 

@@ -110,10 +110,9 @@ MVX_EXTERN int mvx_block_in_place(void (*fn)(void *arg), void *arg)
         return 0;
     }
     struct mvx_runtime *rt = w->rt;
-    if (w->lifo) { /* the LIFO slot cannot be stolen: make its task stealable */
-        mvx__worker_push_back(w, w->lifo);
-        w->lifo = NULL;
-    }
+    struct mvx__task *lifo = mvx__worker_take_lifo(w);
+    if (lifo) /* the LIFO slot cannot be stolen: make its task stealable */
+        mvx__worker_push_back(w, lifo);
     struct handoff *h = offer(w);
     if (mvx__deque_len(&w->deque) > 0)
         mvx__idle_notify(rt); /* someone idle may steal before the substitute starts */

@@ -32,9 +32,11 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 /// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 /// ```
 ///
-/// `JoinError` is `Send` and `Sync` (so `handle.await?` works into `Box<dyn Error + Send +
-/// Sync>`): a shared reference never reaches the payload, only its message when that is a
-/// `&'static str` or a `String`, which are `Sync`.
+/// `JoinError` is `Send + Sync`, as in tokio, so `handle.await?` converts into
+/// `Box<dyn Error + Send + Sync>` (and `anyhow::Error`): the payload, which need only be `Send`,
+/// is never reachable through a shared reference (only moved out by value, or read as its
+/// `&'static str`/`String` message, both `Sync`), so sharing the error between threads cannot
+/// share the payload.
 pub struct JoinError {
     id: Id,
     repr: Repr,

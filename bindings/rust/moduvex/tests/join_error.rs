@@ -102,3 +102,17 @@ fn a_join_handle_is_two_pointers() {
         2 * std::mem::size_of::<usize>()
     );
 }
+
+#[test]
+fn a_payload_that_is_not_sync_still_makes_a_sync_error() {
+    let rt = rt();
+    let (_, e) = panicked(&rt, std::cell::Cell::new(3));
+    let shared = std::sync::Arc::new(e);
+    let s2 = std::sync::Arc::clone(&shared);
+    std::thread::spawn(move || assert!(s2.is_panic() && s2.to_string().ends_with(" panicked")))
+        .join()
+        .unwrap();
+    let e = std::sync::Arc::try_unwrap(shared).unwrap();
+    let cell = e.into_panic().downcast::<std::cell::Cell<i32>>().unwrap();
+    assert_eq!(cell.get(), 3);
+}
