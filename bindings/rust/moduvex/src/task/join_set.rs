@@ -296,8 +296,8 @@ impl<T> JoinSet<T> {
                 .queued
                 .store(false, Ordering::SeqCst);
             let waker = self.entry_waker(index);
-            let Some(handle) = self.handles[index as usize].as_mut() else {
-                continue; // reported for a task no longer in the set (detached, reused entry)
+            let Some(Some(handle)) = self.handles.get_mut(index as usize) else {
+                continue; // reported for a task no longer in the set (detached)
             };
             let id = handle.id();
             if let Poll::Ready(r) = handle.poll_with(&waker) {
@@ -326,7 +326,8 @@ impl<T> JoinSet<T> {
     pub fn detach_all(&mut self) {
         self.handles.clear(); // releasing a handle detaches its task
         self.free.clear();
-        self.ready.clear();
+        // `ready` keeps its indices: popping one clears its entry's `queued` flag, which a
+        // later task of that entry needs; with no handle there, it is skipped.
         self.len = 0;
     }
 }

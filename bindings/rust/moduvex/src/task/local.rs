@@ -123,7 +123,17 @@ fn raw_set(inner: &Inner) -> *mut mvx_local_set {
     if !set.is_null() {
         return set;
     }
-    let rt = crate::current("LocalSet");
+    let rt = match crate::runtime::entered_raw() {
+        Some(rt) => rt.as_ptr(),
+        // SAFETY: no arguments; a borrowed pointer or NULL.
+        None => unsafe { sys::mvx_runtime_current() },
+    };
+    if rt.is_null() {
+        panic!(
+            "LocalSet used outside of a moduvex runtime: drive it with Runtime::block_on or \
+             LocalSet::block_on, or spawn into it inside Runtime::enter"
+        );
+    }
     let notify = mvx_waker {
         vtable: &NOTIFY_VT,
         data: Arc::as_ptr(&inner.notify) as *mut c_void,
