@@ -131,14 +131,6 @@ void mvx__idle_wake_worker(struct mvx__worker *w)
         atomic_fetch_sub_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
 }
 
-/* A substitute (mvx_block_in_place) must not sleep once its blocked thread wants the worker
- * back. One load of a NULL pointer for every other worker. */
-static bool role_reclaimed(struct mvx__worker *w)
-{
-    _Atomic uint32_t *role = atomic_load_explicit(&w->role, mvx__relaxed);
-    return role && atomic_load_explicit(role, mvx__seq_cst) != MVX__ROLE_ADOPTED;
-}
-
 /* Spins a little before sleeping: a cross-core futex wake-up costs tens of microseconds on small
  * VMs, far more than a task. Only searchers spin, so at most half the workers burn CPU. */
 #ifndef SPIN_NS
@@ -153,7 +145,7 @@ static bool spin_for_work(struct mvx__worker *w)
     for (unsigned i = 1;; i++) {
         if (mvx__idle_work_visible(w) ||
             atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING ||
-            role_reclaimed(w))
+            mvx__worker_reclaimed(w))
             return true;
         if ((i & 63) == 0) {
             if (mvx__now_ns() > deadline)
@@ -197,7 +189,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
     atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
     w->searching = false;
     if (mvx__idle_work_visible(w) ||
-        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING || role_reclaimed(w)) {
+        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING || mvx__worker_reclaimed(w)) {
         uint32_t expected = MVX__SLEEPING;
         if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE, mvx__seq_cst,
                                                     mvx__seq_cst)) {

@@ -186,7 +186,8 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
         mvx__stat_inc(&w->polls);
         if ((t = lifo_take(w)) == NULL)
             return;
-        if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+        if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING ||
+            mvx__worker_reclaimed(w)) {
             push_behind_everything(w, t);
             return;
         }
@@ -216,6 +217,25 @@ static void drain(struct mvx__worker *w)
     }
 }
 
+/* The loop: until shutdown, or for a substitute until its blocked thread wants w back. */
+static void work(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    while (atomic_load_explicit(&rt->phase, mvx__acquire) == MVX__PHASE_RUNNING &&
+           !mvx__worker_reclaimed(w)) {
+        struct mvx__task *t = next_local(w);
+        if (!t)
+            t = search(w);
+        if (!t) {
+            mvx__idle_sleep(w);
+            continue;
+        }
+        if (w->searching)
+            stop_searching(w);
+        run(w, t);
+    }
+}
+
 static void name_thread(struct mvx__worker *w)
 {
     char name[32];
@@ -234,18 +254,7 @@ void *mvx__worker_main(void *arg)
     name_thread(w);
     if (rt->on_thread_start)
         rt->on_thread_start(rt->hook_data, w->index);
-    while (atomic_load_explicit(&rt->phase, mvx__acquire) == MVX__PHASE_RUNNING) {
-        struct mvx__task *t = next_local(w);
-        if (!t)
-            t = search(w);
-        if (!t) {
-            mvx__idle_sleep(w);
-            continue;
-        }
-        if (w->searching)
-            stop_searching(w);
-        run(w, t);
-    }
+    work(w);
     drain(w);
     if (rt->on_thread_stop)
         rt->on_thread_stop(rt->hook_data, w->index);
@@ -260,28 +269,13 @@ void *mvx__worker_main(void *arg)
 
 void mvx__worker_substitute(struct mvx__worker *w, _Atomic uint32_t *role)
 {
-    struct mvx_runtime *rt = w->rt;
     struct mvx__worker *outer_worker = mvx__tl_worker;
     struct mvx__heap *outer_heap = mvx__tl_heap;
     _Atomic uint32_t *outer_role = atomic_load_explicit(&w->role, mvx__relaxed);
     mvx__tl_worker = w;
     mvx__tl_heap = w->heap;
     atomic_store_explicit(&w->role, role, mvx__seq_cst);
-    /* The same loop as mvx__worker_main's, which also ends when the blocked thread wants w back.
-     * Its checks read *role with seq_cst, as idle_sleep does after publishing SLEEPING. */
-    while (atomic_load_explicit(&rt->phase, mvx__acquire) == MVX__PHASE_RUNNING &&
-           atomic_load_explicit(role, mvx__seq_cst) == MVX__ROLE_ADOPTED) {
-        struct mvx__task *t = next_local(w);
-        if (!t)
-            t = search(w);
-        if (!t) {
-            mvx__idle_sleep(w);
-            continue;
-        }
-        if (w->searching)
-            stop_searching(w);
-        run(w, t);
-    }
+    work(w);
     /* The blocked thread resumes in the middle of a poll, where a worker is not searching. */
     if (w->searching)
         stop_searching(w);

@@ -54,6 +54,14 @@ void mvx__worker_substitute(struct mvx__worker *w, _Atomic uint32_t *role);
 /* The handoff word of mvx_block_in_place (inplace.c). */
 enum { MVX__ROLE_OFFERED = 0, MVX__ROLE_ADOPTED = 1, MVX__ROLE_RECLAIM = 2, MVX__ROLE_RETURNED = 3 };
 
+/* A substitute whose blocked thread wants w back: it must stop running tasks and not sleep.
+ * One relaxed load of a NULL pointer for every other worker. */
+static inline bool mvx__worker_reclaimed(struct mvx__worker *w)
+{
+    _Atomic uint32_t *role = atomic_load_explicit(&w->role, mvx__relaxed);
+    return role && atomic_load_explicit(role, mvx__seq_cst) != MVX__ROLE_ADOPTED;
+}
+
 static inline void mvx__stat_inc(_Atomic uint64_t *c)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, mvx__relaxed) + 1, mvx__relaxed);

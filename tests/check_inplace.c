@@ -278,6 +278,90 @@ START_TEST(shutdown_during_block_in_place)
 }
 END_TEST
 
+/* Two tasks waking each other through the LIFO slot never leave the substitute's run loop on
+ * their own: the worker must still come back when fn returns. */
+struct pingpong {
+    pthread_mutex_t lock;
+    mvx_waker w[2];
+    atomic_int polls;
+    atomic_int stop;
+};
+static struct pingpong g_pp;
+static int pp_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    int me = *(int *)state;
+    mvx_waker other = {NULL, NULL};
+    pthread_mutex_lock(&g_pp.lock);
+    mvx_waker_drop(&g_pp.w[me]);
+    mvx_waker_clone(mvx_context_waker(cx), &g_pp.w[me]);
+    if (g_pp.w[1 - me].vtable)
+        mvx_waker_clone(&g_pp.w[1 - me], &other);
+    pthread_mutex_unlock(&g_pp.lock);
+    atomic_fetch_add(&g_pp.polls, 1);
+    if (atomic_load(&g_pp.stop)) {
+        mvx_waker_wake(&other);
+        return MVX_POLL_READY;
+    }
+    mvx_waker_wake(&other); /* it goes to the LIFO slot and runs next */
+    return MVX_POLL_PENDING;
+}
+static const mvx_task_vtable pp_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = pp_poll,
+    .drop = count_drop,
+    .state_size = sizeof(int),
+    .state_align = _Alignof(int),
+};
+static void until_100_polls(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&g_pp.polls) < 100) /* the substitute runs the pair */
+        usleep(100);
+}
+static int pp_blocker_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    mvx_runtime *rt = *(mvx_runtime **)state;
+    mvx_join_handle **jh = output;
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(mvx_spawn(rt, &pp_vt, &i, &jh[i]), 0);
+    ck_assert_int_eq(mvx_block_in_place(until_100_polls, NULL), 0);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable pp_blocker_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = pp_blocker_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+    .output_size = 2 * sizeof(void *),
+    .output_align = _Alignof(void *),
+};
+
+START_TEST(the_worker_comes_back_from_a_busy_substitute)
+{
+    reset_counters();
+    memset(&g_pp, 0, sizeof g_pp);
+    pthread_mutex_init(&g_pp.lock, NULL);
+    mvx_runtime *rt = new_runtime(1);
+    mvx_join_handle *b, *pp[2];
+    ck_assert_int_eq(mvx_spawn(rt, &pp_blocker_vt, &rt, &b), 0);
+    ck_assert_int_eq(mvx_join_wait(b, 30 * SEC), 0); /* fails if the worker never came back */
+    ck_assert_int_eq(mvx_join_take(b, pp, sizeof pp, NULL), 0);
+    mvx_join_release(b);
+    atomic_store(&g_pp.stop, 1);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mvx_join_wait(pp[i], 30 * SEC), 0);
+        mvx_join_release(pp[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        mvx_waker_drop(&g_pp.w[i]);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 2);
+    pthread_mutex_destroy(&g_pp.lock);
+}
+END_TEST
+
 /* ---- settings ---- */
 
 /* With the LIFO slot disabled, tasks spawned by a task run in spawn order (FIFO); with it, the
@@ -355,6 +439,7 @@ static Suite *inplace_suite(void)
     tcase_add_test(tc, local_sets_and_block_on_refuse_it);
     tcase_add_test(tc, concurrent_handoffs_lose_nothing);
     tcase_add_test(tc, shutdown_during_block_in_place);
+    tcase_add_test(tc, the_worker_comes_back_from_a_busy_substitute);
     tcase_add_test(tc, disable_lifo_slot_runs_spawned_tasks_in_order);
     suite_add_tcase(s, tc);
     return s;
