@@ -259,7 +259,9 @@ impl<T> JoinHandle<T> {
                     "mvx_join_take of a failed task returned {r}"
                 );
                 // SAFETY: failure was filled by mvx_join_take.
-                Err(JoinError::panic(self.id(), unsafe { take_panic(&mut failure) }))
+                Err(JoinError::panic(self.id(), unsafe {
+                    take_panic(&mut failure)
+                }))
             }
             other => panic!("mvx_join_poll returned {other}: {}", crate::last_error()),
         };
@@ -331,7 +333,9 @@ impl<T> JoinHandle<T> {
     pub(crate) fn register(&mut self, waker: &mvx_waker) -> bool {
         match self.inner() {
             // SAFETY: raw is our live handle (&mut self); waker is valid for the call.
-            Inner::Live(raw) => unsafe { sys::mvx_join_poll(raw.as_ptr(), waker) != sys::MVX_EAGAIN },
+            Inner::Live(raw) => unsafe {
+                sys::mvx_join_poll(raw.as_ptr(), waker) != sys::MVX_EAGAIN
+            },
             Inner::Refused | Inner::Done => true,
         }
     }

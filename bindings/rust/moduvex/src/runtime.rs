@@ -2,8 +2,8 @@
 
 mod handle;
 
-pub use handle::{EnterGuard, Handle, TryCurrentError};
 pub(crate) use handle::entered_raw;
+pub use handle::{EnterGuard, Handle, TryCurrentError};
 
 use std::ffi::{c_int, c_uint, c_void, CString};
 use std::fmt;
@@ -441,9 +441,10 @@ pub(crate) fn block_on_raw<F: Future>(rt: NonNull<mvx_runtime>, future: F) -> F:
         out.as_mut_ptr() as *mut std::ffi::c_void
     };
     let mut failure = empty_failure();
-    // SAFETY: self.raw is live; the vtable is Task<F>'s static one; state and out_ptr are
-    // valid for the call; failure has its size set. mvx_block_on polls and drops the future
-    // on this thread only, before it returns, so neither Send nor 'static is needed.
+    // SAFETY: rt is live (the caller's handle); the vtable is the future type's static one;
+    // state and out_ptr are valid for the call; failure has its size set. mvx_block_on polls and
+    // drops the future on this thread only, before it returns, so neither Send nor 'static is
+    // needed.
     let rc = unsafe {
         sys::mvx_block_on(
             rt.as_ptr(),
@@ -474,7 +475,7 @@ pub(crate) fn block_on_raw<F: Future>(rt: NonNull<mvx_runtime>, future: F) -> F:
             drop(state.into_inner());
             panic!(
                 "Runtime::block_on called from a worker thread of the same runtime, which \
-                 would wait for itself; use .await inside tasks"
+                 would wait for itself; use .await inside tasks (or task::block_in_place)"
             )
         }
         sys::MVX_ESHUTDOWN => {
@@ -487,7 +488,6 @@ pub(crate) fn block_on_raw<F: Future>(rt: NonNull<mvx_runtime>, future: F) -> F:
         }
     }
 }
-
 
 /// Room for block_on's output: F::Output inline or boxed (see task::Output).
 #[allow(dead_code)]

@@ -63,7 +63,9 @@ fn a_blocking_closure_and_a_plain_thread_just_run_f() {
     let rt = rt(1);
     let me = std::thread::current().id();
     assert_eq!(block_in_place(|| std::thread::current().id()), me);
-    let v = rt.block_on(rt.spawn_blocking(|| block_in_place(|| 9))).unwrap();
+    let v = rt
+        .block_on(rt.spawn_blocking(|| block_in_place(|| 9)))
+        .unwrap();
     assert_eq!(v, 9);
     // Nested: inside block_in_place the thread is no worker any more.
     let n = rt
@@ -75,7 +77,10 @@ fn a_blocking_closure_and_a_plain_thread_just_run_f() {
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     match p.downcast::<String>() {
         Ok(s) => *s,
-        Err(p) => p.downcast::<&str>().map(|s| s.to_string()).unwrap_or_default(),
+        Err(p) => p
+            .downcast::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
     }
 }
 

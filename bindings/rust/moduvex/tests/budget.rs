@@ -13,7 +13,10 @@ use moduvex::task::{self, JoinSet};
 fn finished_handles_yield_every_128() {
     let rt = rt(1);
     let handles: Vec<_> = (0..1000).map(|_| rt.spawn(async {})).collect();
-    wait_until(|| handles.iter().all(|h| h.is_finished()), "tasks to finish");
+    wait_until(
+        || handles.iter().all(|h| h.is_finished()),
+        "tasks to finish",
+    );
     let (polls, fut) = count_polls(async move {
         for h in handles {
             h.await.unwrap(); // always ready

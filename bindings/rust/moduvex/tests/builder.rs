@@ -71,7 +71,9 @@ fn intervals_are_accepted_and_zero_is_refused() {
         .build()
         .unwrap();
     assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
-    assert!(std::panic::catch_unwind(|| Runtime::builder().global_queue_interval(0).build()).is_err());
+    assert!(
+        std::panic::catch_unwind(|| Runtime::builder().global_queue_interval(0).build()).is_err()
+    );
     assert!(std::panic::catch_unwind(|| Runtime::builder().event_interval(0).build()).is_err());
 }
 

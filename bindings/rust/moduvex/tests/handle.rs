@@ -98,7 +98,10 @@ fn guards_dropped_out_of_order_panic() {
     let ga: EnterGuard<'_> = a.enter();
     let gb = b.enter();
     let p = panic::catch_unwind(AssertUnwindSafe(move || drop(ga))).unwrap_err();
-    let msg = p.downcast::<&str>().map(|s| s.to_string()).unwrap_or_else(|p| *p.downcast::<String>().unwrap());
+    let msg = p
+        .downcast::<&str>()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|p| *p.downcast::<String>().unwrap());
     assert!(msg.contains("dropped out of order"), "{msg}");
     drop(gb);
     assert!(Handle::try_current().is_err(), "both guards are gone");

@@ -34,13 +34,17 @@ fn no_id_outside_a_task_or_in_block_on() {
     // driven from a task).
     let outer = task::LocalSet::new();
     let ok = outer
-        .block_on(&rt, async { task::spawn_local(async {
-            let mine = task::id();
-            let local = task::LocalSet::new();
-            let other = local.run_until(async { task::spawn_local(async { task::id() }).await });
-            let other = other.await.unwrap();
-            (mine == task::id(), other != mine)
-        }).await })
+        .block_on(&rt, async {
+            task::spawn_local(async {
+                let mine = task::id();
+                let local = task::LocalSet::new();
+                let other =
+                    local.run_until(async { task::spawn_local(async { task::id() }).await });
+                let other = other.await.unwrap();
+                (mine == task::id(), other != mine)
+            })
+            .await
+        })
         .unwrap();
     assert_eq!(ok, (true, true));
 }
@@ -51,7 +55,9 @@ fn a_million_spawns_have_distinct_ids() {
     const N: usize = 1_000_000;
     let mut ids = HashSet::with_capacity(N);
     for _ in 0..10 {
-        let handles: Vec<_> = (0..N / 10).map(|_| rt.spawn(async { task::id() })).collect();
+        let handles: Vec<_> = (0..N / 10)
+            .map(|_| rt.spawn(async { task::id() }))
+            .collect();
         rt.block_on(async {
             for h in handles {
                 let hid = h.id();
@@ -67,7 +73,9 @@ fn a_million_spawns_have_distinct_ids() {
         .map(|_| {
             let rt = rt.clone();
             std::thread::spawn(move || {
-                (0..10_000).map(|_| rt.spawn(async {}).id().as_u64()).collect::<Vec<_>>()
+                (0..10_000)
+                    .map(|_| rt.spawn(async {}).id().as_u64())
+                    .collect::<Vec<_>>()
             })
         })
         .collect();

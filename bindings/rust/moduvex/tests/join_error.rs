@@ -13,7 +13,10 @@ fn cancelled(rt: &Runtime) -> (moduvex::task::Id, JoinError) {
     (id, rt.block_on(h).unwrap_err())
 }
 
-fn panicked(rt: &Runtime, p: impl std::any::Any + Send + 'static) -> (moduvex::task::Id, JoinError) {
+fn panicked(
+    rt: &Runtime,
+    p: impl std::any::Any + Send + 'static,
+) -> (moduvex::task::Id, JoinError) {
     let h = rt.spawn(async move { std::panic::panic_any(p) });
     let id = h.id();
     (id, rt.block_on(h).unwrap_err())
@@ -26,7 +29,10 @@ fn display_texts_name_the_task() {
     assert_eq!(c.id(), id);
     assert_eq!(c.to_string(), format!("task {id} was cancelled"));
     let (id, p) = panicked(&rt, "x");
-    assert_eq!(p.to_string(), format!("task {} panicked with message \"x\"", id.as_u64()));
+    assert_eq!(
+        p.to_string(),
+        format!("task {} panicked with message \"x\"", id.as_u64())
+    );
     let (id, p) = panicked(&rt, String::from("a \"quoted\" one"));
     assert_eq!(
         p.to_string(),
@@ -61,7 +67,10 @@ fn debug_and_std_error_and_io_error() {
     let (id, c) = cancelled(&rt);
     assert_eq!(format!("{c:?}"), format!("JoinError::Cancelled(Id({id}))"));
     let (id, p) = panicked(&rt, "boom");
-    assert_eq!(format!("{p:?}"), format!("JoinError::Panic(Id({id}), \"boom\", ...)"));
+    assert_eq!(
+        format!("{p:?}"),
+        format!("JoinError::Panic(Id({id}), \"boom\", ...)")
+    );
     let (id, p) = panicked(&rt, 1);
     assert_eq!(format!("{p:?}"), format!("JoinError::Panic(Id({id}), ...)"));
     let (id, c) = cancelled(&rt);
@@ -69,7 +78,10 @@ fn debug_and_std_error_and_io_error() {
     assert_eq!(e.to_string(), format!("task {id} was cancelled"));
     let (id, p) = panicked(&rt, String::from("oops"));
     let io: std::io::Error = p.into();
-    assert_eq!(io.to_string(), format!("task {id} panicked with message \"oops\""));
+    assert_eq!(
+        io.to_string(),
+        format!("task {id} panicked with message \"oops\"")
+    );
 }
 
 #[test]
@@ -80,7 +92,10 @@ fn question_mark_into_a_send_sync_box() {
         rt.block_on(rt.spawn(async { panic!("inner") }))?;
         Ok(v)
     };
-    assert!(run().unwrap_err().to_string().ends_with("panicked with message \"inner\""));
+    assert!(run()
+        .unwrap_err()
+        .to_string()
+        .ends_with("panicked with message \"inner\""));
 }
 
 #[test]

@@ -106,13 +106,18 @@ fn runtime_tasks_await_local_tasks() {
             *rc
         });
         // A worker task awaits the local one: its handle is Send because the output is.
-        moduvex::spawn(async move { l.await.unwrap() + 1 }).await.unwrap()
+        moduvex::spawn(async move { l.await.unwrap() + 1 })
+            .await
+            .unwrap()
     });
     assert_eq!(v, 6);
 }
 
 /// Records the thread it is dropped on.
-struct OnDrop(Rc<Cell<Option<thread::ThreadId>>>, #[allow(dead_code)] DropToken);
+struct OnDrop(
+    Rc<Cell<Option<thread::ThreadId>>>,
+    #[allow(dead_code)] DropToken,
+);
 impl Drop for OnDrop {
     fn drop(&mut self) {
         self.0.set(Some(thread::current().id()));

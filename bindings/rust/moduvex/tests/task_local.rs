@@ -88,5 +88,8 @@ fn interleaved_tasks_on_one_worker_see_their_own_values() {
 fn a_scope_survives_a_panic_unwinding_through_it() {
     let r = panic::catch_unwind(|| NUMBER.sync_scope(3, || panic!("x")));
     assert!(r.is_err());
-    assert!(NUMBER.try_with(|_| ()).is_err(), "the value left with the scope");
+    assert!(
+        NUMBER.try_with(|_| ()).is_err(),
+        "the value left with the scope"
+    );
 }

@@ -44,7 +44,12 @@ fn lookup(raw: *mut mvx_runtime) -> Option<Arc<Inner>> {
         .and_then(|(_, w)| w.upgrade())
 }
 
-struct SendPtr(NonNull<mvx_runtime>, *mut c_void, Option<unsafe fn(*mut c_void)>, bool);
+struct SendPtr(
+    NonNull<mvx_runtime>,
+    *mut c_void,
+    Option<unsafe fn(*mut c_void)>,
+    bool,
+);
 // SAFETY: a runtime reference may be released from any thread but the runtime's own, which
 // Drop for Inner ensures; the hooks are Send + Sync.
 unsafe impl Send for SendPtr {}

@@ -48,7 +48,10 @@ where
             call.out = Some(panic::catch_unwind(AssertUnwindSafe(f)));
         }
     }
-    let mut call = Call { f: Some(f), out: None };
+    let mut call = Call {
+        f: Some(f),
+        out: None,
+    };
     // SAFETY: the trampoline matches Call<F, R>; the pointer is valid during the call.
     let rc = unsafe {
         sys::mvx_block_in_place(

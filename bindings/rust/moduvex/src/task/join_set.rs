@@ -234,14 +234,12 @@ impl<T> JoinSet<T> {
     /// The outcome of a task that has finished, if any (without waiting); `None` also while
     /// the set holds unfinished tasks only.
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
-        self.next_ready(None)
-            .map(|(_, r)| r)
+        self.next_ready(None).map(|(_, r)| r)
     }
 
     /// As [`try_join_next`](Self::try_join_next), with the task's id.
     pub fn try_join_next_with_id(&mut self) -> Option<Result<(Id, T), JoinError>> {
-        self.next_ready(None)
-            .map(|(id, r)| r.map(|v| (id, v)))
+        self.next_ready(None).map(|(id, r)| r.map(|v| (id, v)))
     }
 
     /// The polling form of [`join_next`](Self::join_next).

@@ -343,11 +343,7 @@ impl Notify {
     }
 
     fn wake(&self) {
-        let w = self
-            .waker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let w = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(w) = w {
             w.wake();
         }
