@@ -46,6 +46,12 @@
  * while it is set, the completer may read it, so the join handle must clear it (a CAS that fails
  * once the task is finished) before replacing it. After completion the waker stays until the
  * task is freed.
+ *
+ * THE MODEL: src/task-state.pml models these transitions (task.c, join.c) for spin, with the
+ * poller, a waker, an aborter and the join handle as concurrent actors; `make model` checks that
+ * the state is dropped once, a wake after a pending poll leads to another poll, there is one
+ * outcome, the refcount never underflows and the task is freed once. The model must change with
+ * the code: a change to a transition here is a change there too, checked with `make model`.
  */
 #ifndef MVX_TASK_H
 #define MVX_TASK_H

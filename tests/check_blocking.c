@@ -170,6 +170,60 @@ START_TEST(aborting_a_queued_job_cancels_it_at_once)
 }
 END_TEST
 
+struct aborter {
+    pthread_barrier_t barrier;
+    mvx_join_handle *jh;
+};
+static void *abort_after_barrier(void *arg)
+{
+    struct aborter *a = arg;
+    pthread_barrier_wait(&a->barrier);
+    mvx_join_abort(a->jh);
+    return NULL;
+}
+
+/* An abort of a queued job races the pool thread taking it off the queue: one of them wins,
+ * the state is dropped once, the outcome is consistent and every output is accounted for. */
+START_TEST(abort_racing_the_pool_thread_for_a_queued_job_drops_it_once)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, -1);
+    for (int round = 0; round < 300; round++) {
+        reset_counters();
+        struct gate first = {0};
+        atomic_store(&first.result, MVX_POLL_READY);
+        struct yielder y = {0, 1};
+        mvx_join_handle *a, *b;
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &gate_vt, &first, &a), 0);
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &yielder_vt, &y, &b), 0);
+        gate_wait_entered(&first, 1);
+        struct aborter ab = {.jh = b};
+        pthread_barrier_init(&ab.barrier, NULL, 2);
+        pthread_t th;
+        pthread_create(&th, NULL, abort_after_barrier, &ab);
+        pthread_barrier_wait(&ab.barrier);
+        atomic_store(&first.open, 1); /* the pool thread goes for b as the abort does */
+        pthread_join(th, NULL);
+        pthread_barrier_destroy(&ab.barrier);
+        ck_assert_int_eq(mvx_join_wait(a, 5 * SEC), 0);
+        int r = mvx_join_wait(b, 5 * SEC);
+        ck_assert(r == 0 || r == MVX_ECANCELLED);
+        int out = 0;
+        if (r == 0) {
+            ck_assert_int_eq(mvx_join_take(b, &out, sizeof out, NULL), 0);
+            ck_assert_int_eq(out, 1);
+        }
+        bool b_ran = atomic_load(&g_polls) == 2; /* the gate's poll and b's */
+        mvx_join_release(a);
+        mvx_join_release(b);
+        int drops = atomic_load(&g_drops), output_drops = atomic_load(&g_output_drops);
+        ck_assert_int_eq(drops, 2);
+        /* a's output, never taken; b's if it ran but the abort came first */
+        ck_assert_int_eq(output_drops, 1 + (b_ran && r == MVX_ECANCELLED));
+    }
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 START_TEST(abort_cancels_a_job_that_has_not_started)
 {
     mvx_runtime *rt = pool_runtime(1, 1, 0);
@@ -487,6 +541,7 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, shutdown_from_a_blocking_job_of_the_same_runtime_is_edeadlk);
     tcase_add_test(tc, blocking_functions_reject_bad_arguments);
     tcase_add_test(tc, aborting_a_queued_job_cancels_it_at_once);
+    tcase_add_test(tc, abort_racing_the_pool_thread_for_a_queued_job_drops_it_once);
     tcase_add_test(tc, a_spawn_fails_when_no_pool_thread_can_start);
     suite_add_tcase(s, tc);
     return s;

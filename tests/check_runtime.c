@@ -396,7 +396,7 @@ static void *storm_thread(void *arg)
 {
     struct storm *s = arg;
     pthread_barrier_wait(s->barrier);
-    for (int i = 0; i < 20000; i++)
+    for (int i = 0; i < scaled(20000); i++)
         mailbox_wake_only(s->m);
     return NULL;
 }
@@ -423,7 +423,7 @@ START_TEST(wake_storm_from_many_threads_loses_nothing)
         ck_assert_int_lt(waited, 5 * SEC); /* woken at least once */
         usleep(1000);
     }
-    ck_assert_int_le(atomic_load(&m.polls), 1 + N * 20000); /* never more than the wakes */
+    ck_assert_int_le(atomic_load(&m.polls), 1 + N * scaled(20000)); /* never more than the wakes */
     mailbox_deliver(&m);
     ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
     ck_assert_int_eq(atomic_load(&g_drops), 1);
@@ -442,7 +442,7 @@ static void *spawn_thread(void *arg)
 {
     struct spawn_thread_arg *a = arg;
     pthread_barrier_wait(a->barrier);
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < scaled(5000); i++) {
         struct yielder y = {i % 2, i};
         mvx_join_handle *jh;
         ck_assert_int_eq(mvx_spawn(a->rt, &yielder_vt, &y, &jh), 0);
@@ -469,9 +469,9 @@ START_TEST(spawns_from_many_threads_all_complete)
         pthread_create(&th[i], NULL, spawn_thread, &a);
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
-    wait_until_int(&g_drops, N * 5000, 10 * SEC);
+    wait_until_int(&g_drops, N * scaled(5000), 10 * SEC);
     ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
-    ck_assert_int_eq(atomic_load(&g_drops), N * 5000);
+    ck_assert_int_eq(atomic_load(&g_drops), N * scaled(5000));
     pthread_barrier_destroy(&barrier);
     mvx_runtime_release(rt);
 }
@@ -497,7 +497,7 @@ END_TEST
 
 START_TEST(shutdown_cancels_100k_pending_tasks_once_each)
 {
-    enum { N = 100000 };
+    const int N = scaled(100000);
     mvx_runtime *rt = new_runtime(2);
     mvx_join_handle **jh = malloc(N * sizeof *jh);
     struct mailbox m;
