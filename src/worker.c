@@ -146,8 +146,9 @@ static struct mvx__task *next_local(struct mvx__worker *w)
 {
     struct mvx__task *t;
     /* A countdown, not a modulo: the interval is a setting, and a division costs more. */
-    if (--w->tick == 0) {
-        w->tick = w->rt->global_interval;
+    ++w->tick;
+    if (--w->global_left == 0) {
+        w->global_left = w->rt->global_interval;
         if ((t = take_from_global(w)) != NULL)
             return t;
     }
@@ -233,6 +234,7 @@ static void work(struct mvx__worker *w)
         if (w->searching)
             stop_searching(w);
         run(w, t);
+        mvx__timer_tick(&w->wheel, w, w->tick);
     }
 }
 
@@ -250,7 +252,7 @@ void *mvx__worker_main(void *arg)
     struct mvx_runtime *rt = w->rt;
     mvx__tl_worker = w;
     mvx__tl_heap = w->heap;
-    w->tick = rt->global_interval;
+    w->global_left = rt->global_interval;
     name_thread(w);
     if (rt->on_thread_start)
         rt->on_thread_start(rt->hook_data, w->index);

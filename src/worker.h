@@ -6,6 +6,7 @@
 
 #include "deque.h"
 #include "runtime.h"
+#include "timer.h"
 
 /* Worker sleep word, also its futex. */
 enum { MVX__AWAKE = 0, MVX__SLEEPING = 1, MVX__WOKEN = 2 };
@@ -17,7 +18,8 @@ struct mvx__worker {
     /* The next task to run: the latest spawned or woken here. Written only by the owner;
      * shutdown takes it from a worker stuck in a long poll, hence atomic (worker.c). */
     struct mvx__task *_Atomic lifo;
-    uint32_t tick; /* polls left until the global queue is looked at first */
+    uint32_t tick;
+    uint32_t global_left; /* polls left until the global queue is looked at first */
     uint32_t rng;
     unsigned index;
     bool searching;
@@ -36,6 +38,8 @@ struct mvx__worker {
     _Atomic(_Atomic uint32_t *) role;
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
     struct mvx__deque deque;
+    /* The time driver's wheel of this worker (timer.h). */
+    _Alignas(MVX_CACHE_LINE) struct mvx__wheel wheel;
 };
 
 extern MVX_TLS struct mvx__worker *mvx__tl_worker;
@@ -85,7 +89,8 @@ void mvx__idle_sleep(struct mvx__worker *w);
 void mvx__idle_notify(struct mvx_runtime *rt);
 /* Shutdown: wakes every worker. */
 void mvx__idle_wake_all(struct mvx_runtime *rt);
-/* Wakes w if it sleeps (counted as a notifier would count it). */
+/* Wakes w if it sleeps (counted as a notify would), so that it sees a new, earlier deadline or
+ * (a substitute, inplace.c) that its blocked thread wants it back. */
 void mvx__idle_wake_worker(struct mvx__worker *w);
 /* Whether there is work somewhere a worker could take (global queue, another worker's queue). */
 bool mvx__idle_work_visible(struct mvx__worker *w);

@@ -74,6 +74,7 @@ mod raw_task;
 pub mod runtime;
 #[path = "task/mod.rs"]
 pub mod task;
+pub mod time;
 mod waker;
 mod yield_now;
 
