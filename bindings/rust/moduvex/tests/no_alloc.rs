@@ -92,5 +92,8 @@ fn join_set_rounds_allocate_nothing_once_warm() {
     round(&mut set);
     let allocs = ALLOCS.load(Ordering::SeqCst) - before;
     // Per-completion (or per-spawn) allocations would be >= 10,000; queue growth at most a few.
-    assert!(allocs < 50, "{allocs} allocations for {TASKS} spawns and completions");
+    assert!(
+        allocs < 50,
+        "{allocs} allocations for {TASKS} spawns and completions"
+    );
 }
