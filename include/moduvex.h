@@ -299,6 +299,14 @@ typedef struct mvx_runtime_config {
        negative: never). Pool threads are named "<thread_name prefix>-blk". */
     unsigned max_blocking_threads;
     int64_t blocking_keep_alive_ns;
+    /* Since 1.1 (optional in `size`). A worker looks at the global queue before its own queue
+       once every global_queue_interval polls (0: 31), so that tasks spawned or woken from
+       outside are not starved by local work; lower is fairer, higher keeps more work local.
+       disable_lifo_slot != 0 sends a task spawned or woken on a worker to the back of that
+       worker's queue instead of its LIFO slot (where it would run next): tasks then run in
+       the order they were queued, at some cost to message passing. */
+    unsigned global_queue_interval;
+    int disable_lifo_slot;
     /* How long an idle worker, a thread in mvx_join_wait and the owner in
        mvx_local_set_run_until spin looking for work before they sleep on a futex (waking a
        sleeping thread costs tens of microseconds of latency, spinning costs CPU).
@@ -349,6 +357,24 @@ MVX_EXTERN int mvx_runtime_release(mvx_runtime *rt);
  * runtime of the local set being driven, or of the blocking pool thread), or NULL. Borrowed: no
  * reference is taken. */
 MVX_EXTERN mvx_runtime *mvx_runtime_current(void);
+
+/* Runs fn(arg) on the calling thread, which may block for a long time inside it, without holding
+ * up the other tasks of its worker. On a worker thread (from a task's poll) the worker itself is
+ * first handed to a substitute thread from the blocking pool, which runs the worker's queue,
+ * LIFO slot included, and everything spawned or woken there while fn runs (other workers may
+ * steal from it meanwhile, and the LIFO slot's task is moved to the queue so that they can):
+ * this holds with a single worker too. Inside fn the thread is no worker: tasks it spawns or
+ * wakes go to the global queue, and it may wait for other tasks (mvx_join_wait, mvx_block_on).
+ * mvx_runtime_current() still returns the runtime. When fn returns, the thread takes the worker
+ * back, after the task the substitute is polling (if any) returns, and the calling poll carries
+ * on. If the pool cannot take a substitute (out of memory, or at max_blocking_threads with
+ * every thread busy, in which case the substitute waits in the pool's queue) the worker's other
+ * tasks wait for other workers to steal them. Elsewhere (a plain thread, a blocking-pool thread,
+ * inside another mvx_block_in_place) it just calls fn(arg).
+ * Returns 0 once fn has returned; MVX_EINVAL (fn is NULL) or MVX_EPERM (called from a task of a
+ * local set, mvx_block_on included, whose tasks cannot move to another thread), and then fn was
+ * not called. fn must not unwind. Any thread. Since 1.1. */
+MVX_EXTERN int mvx_block_in_place(void (*fn)(void *arg), void *arg);
 
 /* The number of worker threads, or 0 for NULL. Any thread. */
 MVX_EXTERN unsigned mvx_runtime_worker_count(const mvx_runtime *rt);

@@ -143,7 +143,8 @@ static bool spin_for_work(struct mvx__worker *w, int64_t since, bool *spun)
     int64_t deadline = since + budget;
     for (unsigned i = 1;; i++) {
         if (mvx__idle_work_visible(w) ||
-            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+            atomic_load_explicit(&w->rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING ||
+            mvx__worker_reclaimed(w)) {
             mvx__stat_inc(&w->spins_found);
             return true;
         }
@@ -217,7 +218,8 @@ void mvx__idle_sleep(struct mvx__worker *w)
     w->searching = false;
     bool claimed;
     if (mvx__idle_work_visible(w) ||
-        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING) {
+        atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING ||
+        mvx__worker_reclaimed(w)) {
         uint32_t expected = MVX__SLEEPING;
         claimed = !atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
                                                            mvx__seq_cst, mvx__seq_cst);

@@ -15,6 +15,7 @@
 #define MAX_WORKERS           1024
 #define DEFAULT_MAX_BLOCKING  512
 #define DEFAULT_KEEP_ALIVE_NS ((int64_t)10 * 1000000000)
+#define DEFAULT_GLOBAL_INTERVAL 31
 
 /* The first release's config ends at hook_data; later fields are optional in `size`. */
 #define CONFIG_MIN_SIZE (offsetof(mvx_runtime_config, hook_data) + sizeof(void *))
@@ -118,6 +119,9 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
     rt->on_thread_start = c.on_thread_start;
     rt->on_thread_stop = c.on_thread_stop;
     rt->hook_data = c.hook_data;
+    rt->global_interval = c.global_queue_interval ? c.global_queue_interval
+                                                  : DEFAULT_GLOBAL_INTERVAL;
+    rt->lifo_disabled = c.disable_lifo_slot != 0;
     rt->spin_ns = c.spin_ns < 0 ? MVX_SPIN_ADAPTIVE : c.spin_ns;
     if (pthread_mutex_init(&rt->shutdown_lock, NULL) != 0) {
         free(rt);

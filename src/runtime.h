@@ -33,6 +33,8 @@ struct mvx_runtime {
     void (*on_thread_start)(void *, unsigned);
     void (*on_thread_stop)(void *, unsigned);
     void *hook_data;
+    unsigned global_interval; /* polls between looks at the global queue first */
+    bool lifo_disabled;
     int64_t spin_ns; /* mvx_runtime_config.spin_ns: MVX_SPIN_ADAPTIVE, 0 or a fixed spin */
 };
 

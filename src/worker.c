@@ -2,10 +2,12 @@
  * worker.c - the worker run loop.
  *
  * Where a worker looks for its next task, in order:
- *   1. every GLOBAL_INTERVAL ticks, the global queue first (fairness: local work cannot starve
- *      tasks spawned from outside, which is what starves tokio 1.24 and oneTBB in busy2);
+ *   1. every global_queue_interval polls (31 by default), the global queue first (fairness: local
+ *      work cannot starve tasks spawned from outside, which is what starves tokio 1.24 and oneTBB
+ *      in busy2);
  *   2. its LIFO slot (the task most recently spawned or woken here: message passing stays on one
  *      core), at most LIFO_MAX times in a row before the slot's task goes to the back of the queue;
+ *      unless disable_lifo_slot is set, which sends those tasks to the back of the queue at once;
  *   3. its own queue;
  *   4. the global queue, taking a batch into its own queue;
  *   5. as a searcher: steal half of another worker's queue;
@@ -17,7 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define GLOBAL_INTERVAL 31
 #define LIFO_MAX        3
 #define INJECT_BATCH    128
 
@@ -71,6 +72,11 @@ void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield
 {
     if (yield) {
         push_behind_everything(w, t);
+        return;
+    }
+    if (MVX_UNLIKELY(w->rt->lifo_disabled)) {
+        mvx__worker_push_back(w, t);
+        mvx__idle_notify(w->rt); /* someone idle could steal it */
         return;
     }
     struct mvx__task *prev = lifo_put(w, t);
@@ -139,8 +145,13 @@ static struct mvx__task *steal_work(struct mvx__worker *w)
 static struct mvx__task *next_local(struct mvx__worker *w)
 {
     struct mvx__task *t;
-    if (++w->tick % GLOBAL_INTERVAL == 0 && (t = take_from_global(w)) != NULL)
-        return t;
+    /* A countdown, not a modulo: the interval is a setting, and a division costs more. */
+    ++w->tick;
+    if (--w->global_left == 0) {
+        w->global_left = w->rt->global_interval;
+        if ((t = take_from_global(w)) != NULL)
+            return t;
+    }
     if ((t = lifo_take(w)) != NULL)
         return t;
     if ((t = mvx__deque_pop(&w->deque)) != NULL)
@@ -183,7 +194,8 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
         mvx__stat_inc(&w->polls);
         if ((t = lifo_take(w)) == NULL)
             return;
-        if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
+        if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING ||
+            mvx__worker_reclaimed(w)) {
             push_behind_everything(w, t);
             return;
         }
@@ -213,6 +225,26 @@ static void drain(struct mvx__worker *w)
     }
 }
 
+/* The loop: until shutdown, or for a substitute until its blocked thread wants w back. */
+static void work(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    while (atomic_load_explicit(&rt->phase, mvx__acquire) == MVX__PHASE_RUNNING &&
+           !mvx__worker_reclaimed(w)) {
+        struct mvx__task *t = next_local(w);
+        if (!t)
+            t = search(w);
+        if (!t) {
+            mvx__idle_sleep(w);
+            continue;
+        }
+        if (w->searching)
+            stop_searching(w);
+        run(w, t);
+        mvx__timer_tick(&w->wheel, w, w->tick);
+    }
+}
+
 static void name_thread(struct mvx__worker *w)
 {
     char name[32];
@@ -227,22 +259,11 @@ void *mvx__worker_main(void *arg)
     struct mvx_runtime *rt = w->rt;
     mvx__tl_worker = w;
     mvx__tl_heap = w->heap;
+    w->global_left = rt->global_interval;
     name_thread(w);
     if (rt->on_thread_start)
         rt->on_thread_start(rt->hook_data, w->index);
-    while (atomic_load_explicit(&rt->phase, mvx__acquire) == MVX__PHASE_RUNNING) {
-        struct mvx__task *t = next_local(w);
-        if (!t)
-            t = search(w);
-        if (!t) {
-            mvx__idle_sleep(w);
-            continue;
-        }
-        if (w->searching)
-            stop_searching(w);
-        run(w, t);
-        mvx__timer_tick(&w->wheel, w, w->tick);
-    }
+    work(w);
     drain(w);
     if (rt->on_thread_stop)
         rt->on_thread_stop(rt->hook_data, w->index);
@@ -253,4 +274,21 @@ void *mvx__worker_main(void *arg)
     atomic_store_explicit(&w->exited, true, mvx__release);
     mvx__arena_unref(&rt->arena); /* may free rt: touch nothing after this */
     return NULL;
+}
+
+void mvx__worker_substitute(struct mvx__worker *w, _Atomic uint32_t *role)
+{
+    struct mvx__worker *outer_worker = mvx__tl_worker;
+    struct mvx__heap *outer_heap = mvx__tl_heap;
+    _Atomic uint32_t *outer_role = atomic_load_explicit(&w->role, mvx__relaxed);
+    mvx__tl_worker = w;
+    mvx__tl_heap = w->heap;
+    atomic_store_explicit(&w->role, role, mvx__seq_cst);
+    work(w);
+    /* The blocked thread resumes in the middle of a poll, where a worker is not searching. */
+    if (w->searching)
+        stop_searching(w);
+    atomic_store_explicit(&w->role, outer_role, mvx__relaxed);
+    mvx__tl_worker = outer_worker;
+    mvx__tl_heap = outer_heap;
 }

@@ -20,6 +20,7 @@ struct mvx__worker {
      * shutdown takes it from a worker stuck in a long poll, hence atomic (worker.c). */
     struct mvx__task *_Atomic lifo;
     uint32_t tick;
+    uint32_t global_left; /* polls left until the global queue is looked at first */
     uint32_t rng;
     unsigned index;
     bool searching;
@@ -35,6 +36,9 @@ struct mvx__worker {
     int64_t futile_since;
     uint64_t futile_polls;
     struct mvx__spin spin; /* the adaptive spin budget (spin.h) */
+    /* While a substitute thread runs this worker for a thread inside mvx_block_in_place: the
+     * handoff word it must watch (inplace.c); idle_sleep does not sleep once it says RECLAIM. */
+    _Atomic(_Atomic uint32_t *) role;
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
     /* When a notifier claimed this sleeper (its clock), written before the claim: how long
      * after the worker went idle its work came, so that it learns whether to spin. */
@@ -53,6 +57,20 @@ void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t);
 void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield);
 /* Any thread (shutdown): empties w's LIFO slot; the caller now holds the popped task. */
 struct mvx__task *mvx__worker_take_lifo(struct mvx__worker *w);
+/* Runs w's loop on the calling thread, which takes over w from a thread blocked in
+ * mvx_block_in_place, until *role is no longer MVX__ROLE_ADOPTED or the runtime shuts down. */
+void mvx__worker_substitute(struct mvx__worker *w, _Atomic uint32_t *role);
+
+/* The handoff word of mvx_block_in_place (inplace.c). */
+enum { MVX__ROLE_OFFERED = 0, MVX__ROLE_ADOPTED = 1, MVX__ROLE_RECLAIM = 2, MVX__ROLE_RETURNED = 3 };
+
+/* A substitute whose blocked thread wants w back: it must stop running tasks and not sleep.
+ * One relaxed load of a NULL pointer for every other worker. */
+static inline bool mvx__worker_reclaimed(struct mvx__worker *w)
+{
+    _Atomic uint32_t *role = atomic_load_explicit(&w->role, mvx__relaxed);
+    return role && atomic_load_explicit(role, mvx__seq_cst) != MVX__ROLE_ADOPTED;
+}
 
 static inline void mvx__stat_inc(_Atomic uint64_t *c)
 {
@@ -77,7 +95,8 @@ void mvx__idle_sleep(struct mvx__worker *w);
 void mvx__idle_notify(struct mvx_runtime *rt);
 /* Shutdown: wakes every worker. */
 void mvx__idle_wake_all(struct mvx_runtime *rt);
-/* Wakes w if it sleeps (counted as a notify would), so that it sees a new, earlier deadline. */
+/* Wakes w if it sleeps (counted as a notify would), so that it sees a new, earlier deadline or
+ * (a substitute, inplace.c) that its blocked thread wants it back. */
 void mvx__idle_wake_worker(struct mvx__worker *w);
 /* Whether there is work somewhere a worker could take (global queue, another worker's queue). */
 bool mvx__idle_work_visible(struct mvx__worker *w);

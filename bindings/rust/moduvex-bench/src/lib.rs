@@ -60,6 +60,11 @@ impl Impl {
     }
 }
 
+/// Workloads of this benchmark only (not in bench/compare): run by `moduvex-rs-bench` by
+/// default, by `moduvex-rs-only` when named.
+///   join_set: 10,000 tasks spawned into a JoinSet from `block_on`, then `join_next` until empty.
+pub const RUST_WORKLOADS: [&str; 1] = ["join_set"];
+
 pub const WORKLOADS: [&str; 9] = [
     "spawn_many_local",
     "spawn_many_remote_idle",
@@ -225,7 +230,8 @@ fn spin_until(cond: impl Fn() -> bool) {
 /// The workloads, written once against the shapes both runtimes share: `$rt::spawn`,
 /// `$rt::block_on`, the free function `$spawn` (current runtime) and `$yield_now`.
 macro_rules! workloads {
-    ($modname:ident, $runtime:ty, $new_runtime:expr, $spawn:path, $yield_now:path, $handle:ty) => {
+    ($modname:ident, $runtime:ty, $new_runtime:expr, $spawn:path, $yield_now:path, $handle:ty,
+     $join_set:ty) => {
         mod $modname {
             use super::*;
             use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -248,6 +254,7 @@ macro_rules! workloads {
                     "chained_spawn" => chained_spawn,
                     "spawn_join_latency" => spawn_join_latency,
                     "pending_memory" => pending_memory,
+                    "join_set" => join_set,
                     _ => return None,
                 })
             }
@@ -449,6 +456,26 @@ macro_rules! workloads {
                 });
             }
 
+            /// 10,000 tasks into a JoinSet from block_on, then join_next until it is empty.
+            fn join_set(ctx: &Ctx) {
+                const TASKS: usize = 10_000;
+                let rt = runtime(ctx);
+                ctx.run("join_set", TASKS, || {
+                    let sum = rt.block_on(async {
+                        let mut set: $join_set = Default::default();
+                        for i in 0..TASKS as u64 {
+                            set.spawn(async move { i });
+                        }
+                        let mut sum = 0;
+                        while let Some(r) = set.join_next().await {
+                            sum += r.unwrap();
+                        }
+                        sum
+                    });
+                    assert_eq!(sum, (TASKS as u64) * (TASKS as u64 - 1) / 2);
+                });
+            }
+
             /// Futures of pending_memory that have been polled and not dropped yet.
             static PARKED: AtomicUsize = AtomicUsize::new(0);
 
@@ -517,7 +544,8 @@ workloads!(
         .expect("moduvex runtime"),
     moduvex::spawn,
     moduvex::yield_now,
-    moduvex::JoinHandle<()>
+    moduvex::JoinHandle<()>,
+    moduvex::task::JoinSet<u64>
 );
 
 workloads!(
@@ -530,7 +558,8 @@ workloads!(
         .expect("tokio runtime"),
     tokio::spawn,
     tokio::task::yield_now,
-    tokio::task::JoinHandle<()>
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinSet<u64>
 );
 
 /// Runs the workloads named on the command line (all when none is).
@@ -542,21 +571,23 @@ workloads!(
 pub fn main(only: Option<Impl>) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let prog = std::env::args().next().unwrap_or_default();
+    let known: Vec<&str> = WORKLOADS.iter().chain(&RUST_WORKLOADS).copied().collect();
     for name in &args {
-        if !WORKLOADS.contains(&name.as_str()) {
+        if !known.contains(&name.as_str()) {
             eprintln!(
                 "{prog}: unknown workload {name}; known: {}",
-                WORKLOADS.join(" ")
+                known.join(" ")
             );
             return ExitCode::from(2);
         }
     }
-    let chosen: Vec<&str> = if args.is_empty() {
-        WORKLOADS.to_vec()
+    let chosen: Vec<&str> = if args.is_empty() && only.is_some() {
+        WORKLOADS.to_vec() // moduvex-rs-only: what bench/compare/run expects
+    } else if args.is_empty() {
+        known
     } else {
-        WORKLOADS
-            .iter()
-            .copied()
+        known
+            .into_iter()
             .filter(|w| args.iter().any(|a| a == w))
             .collect()
     };

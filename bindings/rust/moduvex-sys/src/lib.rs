@@ -159,7 +159,16 @@ pub struct mvx_runtime_config {
     pub hook_data: *mut c_void,
     pub max_blocking_threads: c_uint,
     pub blocking_keep_alive_ns: i64,
+    /// Since 1.1.
+    pub global_queue_interval: c_uint,
+    /// Since 1.1.
+    pub disable_lifo_slot: c_int,
+    /// Since 1.1: `MVX_SPIN_ADAPTIVE` (the default), 0 (never spin) or a fixed spin in ns.
+    pub spin_ns: i64,
 }
+
+/// `mvx_runtime_config::spin_ns`: spin only while spinning pays (the default).
+pub const MVX_SPIN_ADAPTIVE: i64 = -1;
 
 /// Counters of one worker.
 #[repr(C)]
@@ -172,6 +181,9 @@ pub struct mvx_worker_stats {
     pub steals: u64,
     pub stolen_tasks: u64,
     pub parks: u64,
+    /// Since 1.1: idle rounds that did not end asleep, and those of them that found work.
+    pub spins: u64,
+    pub spins_found: u64,
 }
 
 /// A snapshot of the blocking pool.
@@ -313,6 +325,12 @@ extern "C" {
         timeout_ns: i64,
     ) -> c_int;
     pub fn mvx_local_set_free(set: *mut mvx_local_set) -> c_int;
+
+    // since 1.1 (MODUVEX_1.1)
+    pub fn mvx_block_in_place(
+        fn_: Option<unsafe extern "C" fn(arg: *mut c_void)>,
+        arg: *mut c_void,
+    ) -> c_int;
 }
 
 // ------------------------------------------------------------------------- time (MODUVEX_1.1)

@@ -10,79 +10,73 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use crate::sys;
+use crate::task::Id;
 
 /// A panic payload, as `std::panic::catch_unwind` returns it.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
 /// Why a task did not produce its output: awaiting a [`JoinHandle`](crate::JoinHandle) yields
-/// `Err(JoinError)` when the task was cancelled or panicked.
+/// `Err(JoinError)` when the task was cancelled or panicked. tokio's shape: an opaque error with
+/// [`is_cancelled`](Self::is_cancelled), [`is_panic`](Self::is_panic),
+/// [`into_panic`](Self::into_panic), [`try_into_panic`](Self::try_into_panic) and
+/// [`id`](Self::id) (the failed task's [`task::Id`](crate::task::Id)).
 ///
 /// ```
 /// let rt = moduvex::Runtime::new().unwrap();
-/// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();
+/// let handle = rt.spawn(async { panic!("boom") });
+/// let id = handle.id();
+/// let err = rt.block_on(handle).unwrap_err();
 /// assert!(err.is_panic());
-/// assert_eq!(err.to_string(), "task panicked");
+/// assert_eq!(err.id(), id);
+/// assert_eq!(err.to_string(), format!("task {id} panicked with message \"boom\""));
 /// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 /// ```
 ///
-/// Either the task was cancelled ([`is_cancelled`](Self::is_cancelled): aborted with
-/// [`JoinHandle::abort`](crate::JoinHandle::abort), or its runtime shut down before it
-/// completed), or it panicked ([`is_panic`](Self::is_panic)). A panic's payload is the value the
-/// panic was started with (a `&'static str` or a `String` for `panic!` with a message, anything
-/// for `std::panic::panic_any`), moved out with [`into_panic`](Self::into_panic); pass it to
-/// `std::panic::resume_unwind` to propagate the panic. A failure reported by C code through
-/// `mvx_context_fail` without a Rust payload carries its message as a `String`.
-///
 /// `JoinError` is `Send + Sync`, as in tokio, so `handle.await?` converts into
 /// `Box<dyn Error + Send + Sync>` (and `anyhow::Error`): the payload, which need only be `Send`,
-/// is never reachable through a shared reference (only moved out by value), so sharing the
-/// error between threads cannot share the payload.
+/// is never reachable through a shared reference (only moved out by value, or read as its
+/// `&'static str`/`String` message, both `Sync`), so sharing the error between threads cannot
+/// share the payload.
 pub struct JoinError {
+    id: Id,
     repr: Repr,
 }
 
 enum Repr {
     Cancelled,
-    Panic(SyncWrapper),
+    Panic(SyncPayload),
 }
 
-/// A payload reachable only by value, or through `&` as a type that is itself `Sync`.
-struct SyncWrapper(Payload);
+/// A payload reachable only by value (`into_panic`) or as a `&str`/`String`, both `Sync`.
+struct SyncPayload(Payload);
 
-// SAFETY: no `&SyncWrapper` method gives access to the payload except downcast_ref_sync, whose
-// result type is `Sync`; everything else takes the wrapper by value. A `&JoinError` shared
-// between threads therefore never lets two threads reach a non-Sync value (tokio's argument for
-// its SyncWrapper).
-unsafe impl Sync for SyncWrapper {}
+// SAFETY: through &SyncPayload only `message()` reads the payload, and only as a &'static str or
+// a String (downcast_ref to those exact types), which are Sync; everything else takes it by value.
+unsafe impl Sync for SyncPayload {}
 
-impl SyncWrapper {
-    fn downcast_ref_sync<T: std::any::Any + Sync>(&self) -> Option<&T> {
-        self.0.downcast_ref::<T>()
-    }
-    /// The message of a `panic!` with one (`&'static str` and `String` are both `Sync`).
+impl SyncPayload {
     fn message(&self) -> Option<&str> {
-        if let Some(s) = self.downcast_ref_sync::<&'static str>() {
-            Some(s)
-        } else {
-            self.downcast_ref_sync::<String>().map(String::as_str)
-        }
+        payload_message(&*self.0)
     }
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
         JoinError {
+            id,
             repr: Repr::Cancelled,
         }
     }
 
-    pub(crate) fn panic(payload: Payload) -> JoinError {
+    pub(crate) fn panic(id: Id, payload: Payload) -> JoinError {
         JoinError {
-            repr: Repr::Panic(SyncWrapper(payload)),
+            id,
+            repr: Repr::Panic(SyncPayload(payload)),
         }
     }
 
-    /// True if the task was cancelled.
+    /// True if the task was cancelled: aborted ([`JoinHandle::abort`](crate::JoinHandle::abort))
+    /// or cancelled because its runtime shut down before it completed.
     pub fn is_cancelled(&self) -> bool {
         matches!(self.repr, Repr::Cancelled)
     }
@@ -92,7 +86,15 @@ impl JoinError {
         matches!(self.repr, Repr::Panic(_))
     }
 
-    /// The panic payload.
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The panic payload: the value the panic was started with (a `&'static str` or a `String`
+    /// for `panic!` with a message, anything for `std::panic::panic_any`); pass it to
+    /// `std::panic::resume_unwind` to propagate the panic. A failure reported by C code through
+    /// `mvx_context_fail` without a Rust payload carries its message as a `String`.
     ///
     /// # Panics
     /// If the error is not a panic (see [`try_into_panic`](Self::try_into_panic)).
@@ -106,7 +108,7 @@ impl JoinError {
     pub fn try_into_panic(self) -> Result<Payload, JoinError> {
         match self.repr {
             Repr::Panic(p) => Ok(p.0),
-            repr => Err(JoinError { repr }),
+            _ => Err(self),
         }
     }
 }
@@ -120,22 +122,27 @@ pub(crate) fn payload_message(p: &(dyn Any + Send)) -> Option<&str> {
     }
 }
 
+/// tokio 1.41's texts: "task 7 was cancelled", "task 7 panicked with message \"boom\"", or
+/// "task 7 panicked" for a payload without a message.
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.repr {
-            Repr::Cancelled => "task was cancelled",
-            Repr::Panic(_) => "task panicked",
-        })
+        match &self.repr {
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Panic(p) => match p.message() {
+                Some(msg) => write!(f, "task {} panicked with message {:?}", self.id, msg),
+                None => write!(f, "task {} panicked", self.id),
+            },
+        }
     }
 }
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
             Repr::Panic(p) => match p.message() {
-                Some(msg) => write!(f, "JoinError::Panic({msg:?})"),
-                None => f.write_str("JoinError::Panic(..)"),
+                Some(msg) => write!(f, "JoinError::Panic({:?}, {:?}, ...)", self.id, msg),
+                None => write!(f, "JoinError::Panic({:?}, ...)", self.id),
             },
         }
     }
@@ -145,14 +152,7 @@ impl std::error::Error for JoinError {}
 
 impl From<JoinError> for io::Error {
     fn from(e: JoinError) -> io::Error {
-        let msg = match &e.repr {
-            Repr::Cancelled => "task was cancelled".to_owned(),
-            Repr::Panic(p) => match p.message() {
-                Some(m) => format!("task panicked: {m}"),
-                None => "task panicked".to_owned(),
-            },
-        };
-        io::Error::other(msg)
+        io::Error::other(e.to_string())
     }
 }
 

@@ -10,8 +10,9 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 use crate::error::{empty_failure, take_panic, JoinError};
-use crate::sys::{self, mvx_join_handle};
-use crate::task::Output;
+use crate::raw_task::Output;
+use crate::sys::{self, mvx_join_handle, mvx_waker};
+use crate::task::{self, Id};
 use crate::waker::{self, ForeignWaker};
 
 /// The state of a JoinHandle, in one pointer: the live handle, `REFUSED` (the runtime refused the
@@ -54,9 +55,78 @@ enum Inner {
 pub struct JoinHandle<T> {
     /// See `Raw`; read through `inner()`. 16 bytes in all, as a task costs a handle per task.
     raw: Raw,
-    /// Our reference on the foreign waker last registered with the library, to recognise it.
-    foreign: Option<ForeignWaker>,
+    /// The task id, and our reference on the foreign waker last registered with the library (to
+    /// recognise it): see `Meta`.
+    meta: Meta,
     _output: PhantomData<T>,
+}
+
+/// The task id in one word, and room for a foreign waker: `id << 1 | 1` while no foreign waker
+/// was registered (always, under moduvex), else a `Box<Foreign>` pointer (even: aligned). The
+/// box is made only for another executor's waker, which costs an allocation anyway.
+struct Meta(u64);
+
+struct Foreign {
+    id: Id,
+    waker: Option<ForeignWaker>,
+}
+
+impl Meta {
+    fn new(id: Id) -> Meta {
+        Meta((id.as_u64() << 1) | 1)
+    }
+
+    #[inline]
+    fn boxed(&self) -> Option<&Foreign> {
+        if self.0 & 1 == 1 {
+            return None;
+        }
+        // SAFETY: an even value is a Box<Foreign> pointer we own (set_foreign).
+        Some(unsafe { &*(self.0 as usize as *const Foreign) })
+    }
+
+    fn id(&self) -> Id {
+        match self.boxed() {
+            Some(f) => f.id,
+            // SAFETY: the value was made from a NonZeroU64 id; ids stay below 2^63.
+            None => unsafe { Id::from_u64_unchecked(self.0 >> 1) },
+        }
+    }
+
+    #[inline]
+    fn foreign(&self) -> Option<&ForeignWaker> {
+        self.boxed().and_then(|f| f.waker.as_ref())
+    }
+
+    #[inline]
+    fn clear_foreign(&mut self) {
+        if self.0 & 1 == 0 {
+            // SAFETY: as boxed(); &mut self: nobody else reads it now.
+            unsafe { (*(self.0 as usize as *mut Foreign)).waker = None };
+        }
+    }
+
+    fn set_foreign(&mut self, w: ForeignWaker) {
+        if self.0 & 1 == 0 {
+            // SAFETY: as clear_foreign.
+            unsafe { (*(self.0 as usize as *mut Foreign)).waker = Some(w) };
+            return;
+        }
+        let b = Box::new(Foreign {
+            id: self.id(),
+            waker: Some(w),
+        });
+        self.0 = Box::into_raw(b) as usize as u64;
+    }
+}
+
+impl Drop for Meta {
+    fn drop(&mut self) {
+        if self.0 & 1 == 0 {
+            // SAFETY: the Box<Foreign> set_foreign made, freed once.
+            drop(unsafe { Box::from_raw(self.0 as usize as *mut Foreign) });
+        }
+    }
 }
 
 // SAFETY: the handle may be used by one thread at a time (it moves between threads with the
@@ -69,20 +139,26 @@ unsafe impl<T: Send> Sync for JoinHandle<T> {}
 impl<T> Unpin for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_raw(raw: NonNull<mvx_join_handle>) -> JoinHandle<T> {
+    pub(crate) fn from_raw(raw: NonNull<mvx_join_handle>, id: Id) -> JoinHandle<T> {
         JoinHandle {
             raw: Some(raw),
-            foreign: None,
+            meta: Meta::new(id),
             _output: PhantomData,
         }
     }
 
-    pub(crate) fn refused() -> JoinHandle<T> {
+    pub(crate) fn refused(id: Id) -> JoinHandle<T> {
         JoinHandle {
             raw: Some(refused_ptr()),
-            foreign: None,
+            meta: Meta::new(id),
             _output: PhantomData,
         }
+    }
+
+    /// The task's id (also [`task::id()`](crate::task::id) inside it, and
+    /// [`JoinError::id`](crate::JoinError::id)).
+    pub fn id(&self) -> Id {
+        self.meta.id()
     }
 
     #[inline]
@@ -97,8 +173,7 @@ impl<T> JoinHandle<T> {
     /// Requests cancellation of the task. A task that is not running is dropped by a worker soon
     /// after; a running one right after its current poll returns pending; one that completes
     /// first keeps its output (awaiting the handle then gives `Ok`). Awaiting the handle of a
-    /// cancelled task gives an `Err(JoinError)` whose `is_cancelled()` is true. Repeated calls are
-    /// harmless.
+    /// cancelled task gives a cancelled `JoinError`. Repeated calls are harmless.
     ///
     /// A `spawn_blocking` closure that already started cannot be stopped: it runs to the end, its
     /// output is dropped and the handle reports `Cancelled`.
@@ -136,15 +211,15 @@ impl<T> JoinHandle<T> {
         let mvx = match waker::as_mvx_waker(w) {
             Some(ours) => {
                 // The library holds its own clone of any foreign waker registered before.
-                self.foreign = None;
+                self.meta.clear_foreign();
                 ours
             }
             None => {
-                match &self.foreign {
+                match self.meta.foreign() {
                     Some(f) if f.will_wake(w) => {}
-                    _ => self.foreign = Some(ForeignWaker::new(w.clone())),
+                    _ => self.meta.set_foreign(ForeignWaker::new(w.clone())),
                 }
-                self.foreign.as_ref().map(ForeignWaker::as_mvx).unwrap()
+                self.meta.foreign().map(ForeignWaker::as_mvx).unwrap()
             }
         };
         // SAFETY: raw is our live handle, used by this thread only (&mut self); mvx is a valid
@@ -171,7 +246,7 @@ impl<T> JoinHandle<T> {
                 // SAFETY: mvx_join_take copied the output's bytes into ptr and gave us ownership.
                 Ok(unsafe { Output::<T>::read(ptr) })
             }
-            sys::MVX_ECANCELLED => Err(JoinError::cancelled()),
+            sys::MVX_ECANCELLED => Err(JoinError::cancelled(self.id())),
             sys::MVX_EFAILED => {
                 let mut failure = empty_failure();
                 // SAFETY: the task failed; failure has its size set.
@@ -184,12 +259,14 @@ impl<T> JoinHandle<T> {
                     "mvx_join_take of a failed task returned {r}"
                 );
                 // SAFETY: failure was filled by mvx_join_take.
-                Err(JoinError::panic(unsafe { take_panic(&mut failure) }))
+                Err(JoinError::panic(self.id(), unsafe {
+                    take_panic(&mut failure)
+                }))
             }
             other => panic!("mvx_join_poll returned {other}: {}", crate::last_error()),
         };
         self.raw = None;
-        self.foreign = None;
+        self.meta.clear_foreign();
         // SAFETY: raw is our handle and is not used after this.
         unsafe { sys::mvx_join_release(raw.as_ptr()) };
         result
@@ -212,13 +289,54 @@ impl<T> Future for JoinHandle<T> {
             Inner::Live(raw) => raw,
             Inner::Refused => {
                 this.raw = None;
-                return Poll::Ready(Err(JoinError::cancelled()));
+                return Poll::Ready(Err(JoinError::cancelled(this.id())));
             }
             Inner::Done => panic!("JoinHandle polled after completion"),
         };
+        if task::poll_proceed(cx).is_pending() {
+            return Poll::Pending; // budget used up: yield first
+        }
         match this.poll_raw(raw, cx) {
-            sys::MVX_EAGAIN => Poll::Pending,
+            sys::MVX_EAGAIN => {
+                task::refund();
+                Poll::Pending
+            }
             rc => Poll::Ready(this.take(raw, rc)),
+        }
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// For JoinSet: registers `waker` (one the library clones) instead of a std Waker, or takes
+    /// the outcome. No budget: the set's own poll counts.
+    pub(crate) fn poll_with(&mut self, waker: &mvx_waker) -> Poll<Result<T, JoinError>> {
+        let raw = match self.inner() {
+            Inner::Live(raw) => raw,
+            Inner::Refused => {
+                self.raw = None;
+                return Poll::Ready(Err(JoinError::cancelled(self.id())));
+            }
+            Inner::Done => panic!("JoinHandle polled after completion"),
+        };
+        self.meta.clear_foreign();
+        // SAFETY: raw is our live handle (&mut self); waker is valid for the call.
+        match unsafe { sys::mvx_join_poll(raw.as_ptr(), waker) } {
+            sys::MVX_EAGAIN => Poll::Pending,
+            rc => Poll::Ready(self.take(raw, rc)),
+        }
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// For JoinSet: registers `waker` without taking the outcome; true if the task has finished
+    /// already (the waker is then not kept).
+    pub(crate) fn register(&mut self, waker: &mvx_waker) -> bool {
+        match self.inner() {
+            // SAFETY: raw is our live handle (&mut self); waker is valid for the call.
+            Inner::Live(raw) => unsafe {
+                sys::mvx_join_poll(raw.as_ptr(), waker) != sys::MVX_EAGAIN
+            },
+            Inner::Refused | Inner::Done => true,
         }
     }
 }
@@ -236,6 +354,7 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
+            .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
     }

@@ -13,12 +13,8 @@
 //! assert_eq!(sum, 42);
 //!
 //! let failed = rt.spawn(async { panic!("boom") });
-//! match rt.block_on(failed) {
-//!     Err(e) if e.is_panic() => {
-//!         assert_eq!(*e.into_panic().downcast::<&str>().unwrap(), "boom")
-//!     }
-//!     other => panic!("unexpected {other:?}"),
-//! }
+//! let err: JoinError = rt.block_on(failed).unwrap_err();
+//! assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 //! ```
 //!
 //! # How a future becomes a task
@@ -72,8 +68,12 @@
 
 mod error;
 mod join;
-mod runtime;
-mod task;
+/// The future-as-task machinery (the file keeps its name; `task` is the public module).
+#[path = "task.rs"]
+mod raw_task;
+pub mod runtime;
+#[path = "task/mod.rs"]
+pub mod task;
 pub mod time;
 mod waker;
 mod yield_now;
@@ -83,21 +83,26 @@ use std::future::Future;
 
 pub use error::JoinError;
 pub use join::JoinHandle;
-pub use runtime::{Builder, Runtime};
+pub use runtime::{Builder, Handle, Runtime};
 pub use yield_now::{yield_now, YieldNow};
 
 /// The raw declarations of `moduvex.h` (the `moduvex-sys` crate).
 pub use moduvex_sys as sys;
 
-/// The runtime of the task (or `block_on` future, or blocking closure) running on this thread.
+/// The runtime entered on this thread (`Runtime::enter`), else the one of the task (or
+/// `block_on` future, or blocking closure) running on this thread.
 #[track_caller]
 fn current(what: &str) -> *mut sys::mvx_runtime {
+    if let Some(rt) = runtime::entered_raw() {
+        return rt.as_ptr();
+    }
     // SAFETY: no arguments; returns a borrowed pointer or NULL.
     let rt = unsafe { sys::mvx_runtime_current() };
     if rt.is_null() {
         panic!(
             "{what} called outside of a moduvex runtime: call it from a task, a \
-             Runtime::block_on future or a spawn_blocking closure, or use Runtime::{what}"
+             Runtime::block_on future or a spawn_blocking closure, inside Runtime::enter, or \
+             use Runtime::{what}"
         );
     }
     rt

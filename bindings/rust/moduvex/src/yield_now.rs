@@ -27,7 +27,8 @@ impl Future for YieldNow {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.yielded {
-            return Poll::Ready(());
+            // The budget counts the return too: a loop of yields is a loop of polls.
+            return crate::task::poll_proceed(cx);
         }
         self.yielded = true;
         cx.waker().wake_by_ref();

@@ -22,9 +22,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests of this file run one at a time (the counter is process-wide).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn ten_thousand_polls_wakes_and_waker_clones_allocate_nothing() {
     const POLLS: usize = 10_000;
+    let _serial = SERIAL.lock().unwrap();
     let rt = moduvex::Runtime::builder()
         .worker_threads(1)
         .build()
@@ -56,4 +60,40 @@ fn ten_thousand_polls_wakes_and_waker_clones_allocate_nothing() {
     let allocs = ALLOCS.load(Ordering::SeqCst) - before;
     // block_on's own bookkeeping may allocate a little; per-poll allocations would be >= 10,000.
     assert!(allocs < 50, "{allocs} allocations for {POLLS} polls");
+}
+
+/// A JoinSet allocates nothing per completion (and, once its entries and queues have grown,
+/// nothing per spawn on the Rust side: the task itself comes from the library's arena). In the
+/// same test as the one above: the counter sees the whole process, so they must not overlap.
+#[test]
+fn join_set_rounds_allocate_nothing_once_warm() {
+    const TASKS: u64 = 10_000;
+    let _serial = SERIAL.lock().unwrap();
+    let rt = moduvex::Runtime::builder()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let round = |set: &mut moduvex::task::JoinSet<u64>| {
+        rt.block_on(async {
+            for i in 0..TASKS {
+                set.spawn(async move { i });
+            }
+            let mut sum = 0;
+            while let Some(r) = set.join_next().await {
+                sum += r.unwrap();
+            }
+            assert_eq!(sum, TASKS * (TASKS - 1) / 2);
+        })
+    };
+    let mut set = moduvex::task::JoinSet::new();
+    round(&mut set); // grows the entries, the handle vector and both ready queues
+    round(&mut set);
+    let before = ALLOCS.load(Ordering::SeqCst);
+    round(&mut set);
+    let allocs = ALLOCS.load(Ordering::SeqCst) - before;
+    // Per-completion (or per-spawn) allocations would be >= 10,000; queue growth at most a few.
+    assert!(
+        allocs < 50,
+        "{allocs} allocations for {TASKS} spawns and completions"
+    );
 }

@@ -76,3 +76,28 @@ pub fn thread_comm() -> String {
         .trim_end()
         .to_owned()
 }
+
+/// Wraps a future and counts how many times it was polled (to see budget-forced yields).
+pub struct CountPolls<F> {
+    pub polls: Arc<AtomicUsize>,
+    pub future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for CountPolls<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.future.as_mut().poll(cx)
+    }
+}
+
+pub fn count_polls<F: Future>(future: F) -> (Arc<AtomicUsize>, CountPolls<F>) {
+    let polls = Arc::new(AtomicUsize::new(0));
+    (
+        polls.clone(),
+        CountPolls {
+            polls,
+            future: Box::pin(future),
+        },
+    )
+}
