@@ -107,7 +107,7 @@ added=0
 # (needed for the enum of error codes, which no function signature mentions) libabigail 2.2
 # compares two dumps reliably but not a dump with a binary.
 rc=0
-"$ABIDIFF" --no-default-suppression --fail-no-debug-info --non-reachable-types \
+"$ABIDIFF" --no-default-suppression --suppressions "$srcdir/abi/private-types.suppr" --fail-no-debug-info --non-reachable-types \
     "$baseline" "$work/current.abi" >"$work/report.txt" 2>&1 || rc=$?
 echo "---- abidiff $baseline <built $dlname> (exit $rc)"
 if [ $rc -gt 15 ] || [ $((rc & 3)) -ne 0 ]; then
@@ -123,7 +123,7 @@ elif [ $rc -eq 4 ]; then
     # reordered struct or a changed parameter type exits 4 too), so read its leaf-changes report
     # and accept only: added functions and variables in version nodes the baseline does not
     # have, added types, and size-field structs that grew at their end.
-    "$ABIDIFF" --no-default-suppression --non-reachable-types --leaf-changes-only \
+    "$ABIDIFF" --no-default-suppression --suppressions "$srcdir/abi/private-types.suppr" --non-reachable-types --leaf-changes-only \
         "$baseline" "$work/current.abi" >"$work/leaf.txt" 2>&1 || true
     if awk -f "$srcdir/abi/classify-leaf.awk" "$baseline" "$baseline" "$work/leaf.txt" \
         >"$work/verdict.txt"; then
@@ -142,7 +142,7 @@ else
     if grep -q 'filtered out' "$work/report.txt"; then
         # harmless changes (libabigail's term): new enumerators, typedef renames and the like
         echo "harmless changes (compatible):"
-        "$ABIDIFF" --no-default-suppression --non-reachable-types --harmless --no-harmful \
+        "$ABIDIFF" --no-default-suppression --suppressions "$srcdir/abi/private-types.suppr" --non-reachable-types --harmless --no-harmful \
             "$baseline" "$work/current.abi" 2>&1 | sed -n '/^$/,$p' | sed '/^$/d' || true
         added=1
     fi

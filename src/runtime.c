@@ -103,6 +103,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
         return mvx__error(MVX_ENOMEM, "mvx_runtime_new: out of memory");
     memset(rt, 0, sizeof *rt);
     rt->base.kind = MVX__SCHED_RUNTIME;
+    rt->promise_sched.kind = MVX__SCHED_PROMISE;
     rt->nworkers = n;
     atomic_init(&rt->phase, MVX__PHASE_RUNNING);
     atomic_init(&rt->idle, (uint32_t)n << 16);

@@ -25,6 +25,7 @@ struct mvx_runtime {
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t idle;
     _Alignas(MVX_CACHE_LINE) struct mvx__arena arena;
     struct mvx__blocking blocking;
+    struct mvx__sched promise_sched; /* kind MVX__SCHED_PROMISE: promise tasks point here */
     pthread_mutex_t shutdown_lock; /* serialises shutdown and release */
     bool shutdown_called;
     char thread_name[16];

@@ -482,6 +482,56 @@ void mvx__task_run_once(struct mvx__task *t)
     finish(t, MVX__COMPLETE, true);
 }
 
+/* ---- tasks completed from outside ---- */
+
+int mvx__task_claim(struct mvx__task *t)
+{
+    uint64_t cur = atomic_load_explicit(&t->state, mvx__acquire);
+    for (;;) {
+        uint64_t life = mvx__lifecycle(cur);
+        if (life == MVX__RUNNING || life == MVX__COMPLETE)
+            return MVX_EALREADY;
+        if (life != MVX__IDLE || (cur & MVX__CANCEL))
+            return MVX_ECANCELLED;
+        /* IDLE is 0; the new reference is the one finish() gives up, as a queue's would be. */
+        if (atomic_compare_exchange_weak_explicit(&t->state, &cur,
+                                                  (cur | MVX__RUNNING) + MVX__REF_ONE,
+                                                  mvx__acq_rel, mvx__acquire))
+            return 0;
+    }
+}
+
+void mvx__task_complete_claimed(struct mvx__task *t, struct mvx__failure_rec *rec)
+{
+    drop_state(t);
+    if (rec)
+        *(struct mvx__failure_rec **)mvx__task_state_area(t) = rec;
+    finish(t, MVX__COMPLETE, rec != NULL);
+}
+
+struct mvx__failure_rec *mvx__failure_new(int code, const char *message, void *payload,
+                                          void (*payload_drop)(void *))
+{
+    struct mvx__failure_rec *rec = malloc(sizeof *rec);
+    if (!rec)
+        return NULL;
+    rec->message = strdup(message ? message : "task failed");
+    if (!rec->message) {
+        free(rec);
+        return NULL;
+    }
+    rec->code = code;
+    rec->payload = payload;
+    rec->payload_drop = payload_drop;
+    return rec;
+}
+
+void mvx__failure_free_unused(struct mvx__failure_rec *rec)
+{
+    free(rec->message);
+    free(rec);
+}
+
 /* ---- the waker of a task ---- */
 
 static void *task_waker_clone(void *data)
@@ -515,6 +565,11 @@ void mvx__schedule(struct mvx__task *t, bool yield)
         return;
     case MVX__SCHED_LOCAL:
         mvx__local_schedule((struct mvx_local_set *)t->sched, t);
+        return;
+    case MVX__SCHED_PROMISE:
+        /* A promise runs no code and is never woken: only a cancellation (abort, shutdown, the
+         * last reference) schedules it, and nothing needs a worker for that. */
+        mvx__task_cancel_popped(t);
         return;
     default:
         /* A blocking job is never idle, so never scheduled again: its single poll decides. An

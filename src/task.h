@@ -80,7 +80,7 @@ enum {
 #define MVX__TASK_FFI_DROP 0x10 /* vt->drop has vt->drop_signature */
 
 /* What a task's scheduler field points at: a runtime or a local set. */
-enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3 };
+enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3, MVX__SCHED_PROMISE = 4 };
 struct mvx__sched {
     uint8_t kind;
 };
@@ -171,10 +171,12 @@ int mvx__task_layout(const char *fn, const mvx_task_vtable *vt, bool local,
  * asks for to *flags. */
 int mvx__check_vtable(const char *fn, const mvx_task_vtable *vt, const void *state, uint8_t *flags);
 
-/* Initialises a freshly allocated slot as a SCHEDULED task and publishes its state word. */
-static inline void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt, void *state,
-                    const struct mvx__task_layout *layout, struct mvx__sched *sched, uint8_t flags,
-                    bool joinable)
+/* Initialises a freshly allocated slot as a task in `lifecycle` (SCHEDULED: the reference is the
+ * queue's; IDLE: a promise's) and publishes its state word. */
+static inline void mvx__task_init_as(struct mvx__task *t, const mvx_task_vtable *vt, void *state,
+                                     const struct mvx__task_layout *layout,
+                                     struct mvx__sched *sched, uint8_t flags, bool joinable,
+                                     uint64_t lifecycle)
 {
     atomic_store_explicit(&t->next, NULL, mvx__relaxed);
     t->vt = vt;
@@ -186,17 +188,26 @@ static inline void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt
     t->taken = 0;
     void *area = (char *)t + layout->state_off;
     if (vt->state_size > 0) {
-        memcpy(area, state, vt->state_size);
+        if (state != area) /* a promise builds its state in place */
+            memcpy(area, state, vt->state_size);
         flags |= MVX__TASK_INLINE;
     } else {
         *(void **)area = state;
     }
     t->flags = flags;
-    uint64_t s = MVX__SCHEDULED | MVX__REF_ONE; /* the queue's reference */
+    uint64_t s = lifecycle | MVX__REF_ONE;
     if (joinable)
         s += MVX__JOIN | MVX__REF_ONE;
     /* Release: the arena walk and other threads see a fully built task once they see the state. */
     atomic_store_explicit(&t->state, s, mvx__release);
+}
+
+/* Initialises a freshly allocated slot as a SCHEDULED task and publishes its state word. */
+static inline void mvx__task_init(struct mvx__task *t, const mvx_task_vtable *vt, void *state,
+                    const struct mvx__task_layout *layout, struct mvx__sched *sched, uint8_t flags,
+                    bool joinable)
+{
+    mvx__task_init_as(t, vt, state, layout, sched, flags, joinable, MVX__SCHEDULED);
 }
 
 
@@ -206,6 +217,19 @@ void mvx__task_run(struct mvx__task *t);
 /* Runs a popped blocking-pool job: one poll that must finish it (pending counts as a failure).
  * If it was aborted while running, its output is dropped and it ends CANCELLED. */
 void mvx__task_run_once(struct mvx__task *t);
+/* Tasks completed from outside (promise.c). claim moves an IDLE task to RUNNING, taking the
+ * poller's reference, so that the caller owns its state and output slot as a poll would: 0, or
+ * MVX_EALREADY (running or complete: claimed before), MVX_ECANCELLED (cancelled or asked to be).
+ * complete_claimed drops the state and completes the claimed task, with the failure `rec` when
+ * not NULL. */
+int mvx__task_claim(struct mvx__task *t);
+void mvx__task_complete_claimed(struct mvx__task *t, struct mvx__failure_rec *rec);
+/* A failure record owning a copy of message ("task failed" for NULL); NULL when out of memory
+ * (payload untouched). Freed by the task, or by mvx__failure_free. */
+struct mvx__failure_rec *mvx__failure_new(int code, const char *message, void *payload,
+                                          void (*payload_drop)(void *));
+/* Frees a record that was never handed to a task, without dropping its payload. */
+void mvx__failure_free_unused(struct mvx__failure_rec *rec);
 /* Cancels a popped task without polling it (shutdown, local set teardown). */
 void mvx__task_cancel_popped(struct mvx__task *t);
 
