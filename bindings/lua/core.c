@@ -552,6 +552,11 @@ static int l_notifier_wait(lua_State *L)
     lua_pushinteger(L, mvx_notifier_wait(n, secs_to_ns(L, 2)));
     return 1;
 }
+static int l_waker_wake(lua_State *L)
+{
+    mvx_waker_wake_by_ref(&((waker_ud *)luaL_checkudata(L, 1, WAKER_MT))->w);
+    return 0;
+}
 static int l_waker_gc(lua_State *L)
 {
     waker_ud *w = luaL_checkudata(L, 1, WAKER_MT);
@@ -649,6 +654,7 @@ int luaopen_moduvex_core(lua_State *L)
         {"notifier_wait", l_notifier_wait},
         {"notifier_free", l_notifier_gc},
         {"waker_drop", l_waker_gc},
+        {"waker_wake", l_waker_wake},
         {"promise_new", l_promise_new},
         {"promise_resolve", l_promise_resolve},
         {"promise_fail", l_promise_fail},

@@ -219,6 +219,12 @@ return function(core)
         local t = set.rtail + 1
         set.rtail = t
         set.ready[t] = task
+        if not set.driving and not set.kicked then
+            -- Made ready from outside the loop (a spawn, a close): make the fd readable, or a
+            -- host loop polling it would never come back to run the task.
+            set.kicked = true
+            core.waker_wake(set.kick)
+        end
     end
 
     -- Makes ready the waiters of h that belong to set (the others learn of it through their
@@ -502,9 +508,12 @@ return function(core)
         rt_core(self)
         local n, code, msg = core.notifier_new()
         if not n then return nil, new_error(code, msg) end
+        local kick
+        kick, code, msg = core.notifier_waker(n, 0) -- token 0: "look at the ready queue"
+        if not kick then return nil, new_error(code, msg) end
         return setmetatable({
-            rt = self, n = n, tasks = {}, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
-            timers = {}, tokens = {}, next_token = 1, buf = {},
+            rt = self, n = n, kick = kick, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
+            timers = {}, tokens = {}, next_token = 1, buf = {}, driving = false, kicked = false,
         }, Set)
     end
 
@@ -603,6 +612,7 @@ return function(core)
 
     -- Moves the notifier's tokens and expired timers into the ready queue.
     local function pull(set)
+        set.kicked = false
         local buf, tokens = set.buf, set.tokens
         while true do
             local k = core.notifier_drain(set.n, buf)
@@ -640,6 +650,7 @@ return function(core)
     -- Runs ready tasks until none is ready; returns the number of polls (resumes).
     local function run_ready(set)
         local polls = 0
+        set.driving = true
         while true do
             pull(set)
             if set.rhead > set.rtail then break end
@@ -654,6 +665,7 @@ return function(core)
             end
         end
         set.rhead, set.rtail = 1, 0
+        set.driving = false
         return polls
     end
 

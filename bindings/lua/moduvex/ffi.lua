@@ -38,6 +38,7 @@ int mvx_join_is_finished(const mvx_join_handle *join);
 void mvx_join_release(mvx_join_handle *join);
 void mvx_failure_clear(mvx_failure *failure);
 void mvx_waker_drop(mvx_waker *waker);
+void mvx_waker_wake_by_ref(const mvx_waker *waker);
 int mvx_signature_parse(const char *text, size_t length, mvx_signature **out);
 void mvx_signature_release(mvx_signature *sig);
 int mvx_signature_arg_count(const mvx_signature *sig);
@@ -175,6 +176,8 @@ local block_bytes = cast("uint8_t *", block)
 local argv = new("void *[32]")
 local out_block = new("double[512]")
 local out_bytes = cast("uint8_t *", out_block)
+-- A pointer cast from a cdata does not keep it alive: anchor the scratch blocks for good.
+core._anchors = { block, out_block }
 local jh_out = new("mvx_join_handle*[1]")
 local fnptr_t = typeof("void (*)(void)")
 local c_free = cast("void (*)(void *)", C.free)
@@ -318,6 +321,7 @@ function core.notifier_waker(n, token)
     if r ~= 0 then return fail(r) end
     return gc(w, L.mvx_waker_drop)
 end
+function core.waker_wake(w) L.mvx_waker_wake_by_ref(w) end
 function core.waker_drop(w) L.mvx_waker_drop(w) end -- zeroes it: the finalizer then does nothing
 local tokens = new("uint64_t[64]")
 function core.notifier_drain(n, t)
