@@ -36,3 +36,14 @@ size_t t_slow_len(const char *s, uint32_t ms)
 /* From a C task: abort or join a handle that Lua passed as a pointer. */
 int32_t t_abort(void *jh) { return mvx_join_abort(jh); }
 int32_t t_join(void *jh, uint32_t ms) { return mvx_join_wait(jh, (int64_t)ms * 1000000); }
+
+/* A gate that blocking jobs wait at until the spec opens it. */
+static _Atomic int gate_open;
+void t_gate_close(void) { gate_open = 0; }
+void t_gate_open(void) { gate_open = 1; }
+int32_t t_gate_wait(void)
+{
+    while (!gate_open)
+        usleep(1000);
+    return 7;
+}
