@@ -9,7 +9,7 @@ total_pass=0 total_fail=0 status=0
 for interp in "${LUA54:-lua5.4}" "${LUAJIT:-luajit}"; do
     [ -n "$interp" ] && command -v "$interp" >/dev/null || { echo "$interp not found"; status=1; continue; }
     name=$(basename "$interp")
-    out=$(timeout 300 "$interp" "$busted" -o TAP "$spec" 2>&1)
+    out=$(timeout 120 "$interp" "$busted" -o TAP "$spec" 2>&1)
     rc=$?
     pass=$(printf '%s\n' "$out" | grep -c '^ok ')
     fail=$(printf '%s\n' "$out" | grep -c '^not ok ')

@@ -40,19 +40,22 @@ describe("host loops", function()
             end)
         end
     end
+    -- Called after each step(), outside the loop: returns true once everything is done.
     local function after_step(results, state)
         state.steps = state.steps + 1
-        if state.steps == 3 then
+        if state.steps == 1 then
             -- a task spawned from outside the loop, after step(): only the fd can tell the host
             set:spawn(function()
                 local v = add:spawn(100, 0):await()
                 results[#results + 1] = v
             end)
-        elseif state.steps == 5 then
+        elseif set:pending() == 0 and not state.last then
             -- a C handle awaited by a task, completing while the host sits in poll
+            state.last = true
             local h = sleep:spawn_blocking(30)
             set:spawn(function() h:await() results[#results + 1] = -1 end)
         end
+        return state.last and set:pending() == 0
     end
     local function check(results)
         for _, h in ipairs(handles) do
@@ -75,8 +78,7 @@ describe("host loops", function()
             local kick = uv.new_timer()
             local function step()
                 set:step()
-                after_step(results, state)
-                if set:pending() == 0 and state.steps >= 5 then
+                if after_step(results, state) then
                     poll:stop()
                     poll:close()
                 end
@@ -96,8 +98,7 @@ describe("host loops", function()
             cq:wrap(function()
                 repeat
                     set:step()
-                    after_step(results, state)
-                    if set:pending() == 0 and state.steps >= 5 then break end
+                    if after_step(results, state) then break end
                     cqueues.poll(set)
                 until false
             end)
