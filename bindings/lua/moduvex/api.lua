@@ -178,7 +178,7 @@ return function(core)
     local Handle = {}
     Handle.__index = Handle
     M.Handle = Handle
-    local by_co = setmetatable({}, { __mode = "k" }) -- coroutine -> its task
+    local current -- the task whose coroutine the set is resuming now, if any
 
     -- The packed result of a finished C task (code from try/wait/poll), taken once and kept.
     local function c_result(h, code)
@@ -209,8 +209,10 @@ return function(core)
     end
 
     local function running_task()
-        local co = co_running()
-        return co and by_co[co]
+        -- Inside a coroutine of the task's own (a coroutine.wrap in its body) we are not in the
+        -- task: nothing there can yield to the set.
+        local c = current
+        if c and co_running() == c.co then return c end
     end
 
     local function make_ready(set, task)
@@ -278,6 +280,7 @@ return function(core)
     end
 
     local AWAIT = {} -- what a task yields to its set while it awaits
+    local OK = { n = 1, true } -- the result of every task that returned nothing
 
     local function add_timer(set, task, deadline)
         task.deadline = deadline
@@ -511,9 +514,16 @@ return function(core)
         local kick
         kick, code, msg = core.notifier_waker(n, 0) -- token 0: "look at the ready queue"
         if not kick then return nil, new_error(code, msg) end
+        -- Token 1: "a task was cancelled". One waker for all the set's tasks (each promise keeps
+        -- a clone, which costs no allocation): cancellations are rare, so on that token the set
+        -- asks each live task's promise.
+        local cancel
+        cancel, code, msg = core.notifier_waker(n, 1)
+        if not cancel then return nil, new_error(code, msg) end
         return setmetatable({
             rt = self, n = n, kick = kick, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
-            timers = {}, tokens = {}, next_token = 1, buf = {}, driving = false, kicked = false,
+            timers = {}, tokens = {}, next_token = 2, buf = {}, driving = false, kicked = false,
+            cancel = cancel, live = {},
         }, Set)
     end
 
@@ -523,42 +533,32 @@ return function(core)
         end
         local p, jh, msg = core.promise_new(rt_core(self.rt))
         if not p then return nil, new_error(jh, msg) end
-        local token = self.next_token
-        self.next_token = token + 1
-        local waker, code
-        waker, code, msg = core.notifier_waker(self.n, token)
-        if not waker then
+        local code = core.promise_on_cancel(p, self.cancel)
+        if code ~= 0 then
             core.promise_release(p)
             core.join_release(jh)
-            return nil, new_error(code, msg)
+            return nil, new_error(code)
         end
-        core.promise_on_cancel(p, waker)
-        local co = co_create(fn)
-        local task = { co = co, p = p, waker = waker, set = self, token = token }
+        -- The task record is its handle too (h.task == h): one table per task.
+        local task = setmetatable({ co = co_create(fn), p = p, jh = jh, set = self }, Handle)
+        task.task = task
         if select("#", ...) > 0 then task.args = pack(...) end
-        local h = setmetatable({ jh = jh, task = task }, Handle)
-        task.h = h
-        self.tokens[token] = task
+        self.live[task] = true -- the anchor: the set keeps its unfinished tasks
         self.ntasks = self.ntasks + 1
-        by_co[co] = task
         make_ready(self, task)
-        return h
+        return task
     end
 
     local function task_done(set, task, res)
         task.done = true
-        local h = task.h
-        if not h.res then h.res = res end
-        set.tokens[task.token] = nil
+        if not task.res then task.res = res end
+        set.live[task] = nil
         set.ntasks = set.ntasks - 1
         set.timers[task] = nil
-        by_co[task.co] = nil
         task.co = nil
         core.promise_release(task.p)
         task.p = nil
-        core.waker_drop(task.waker)
-        task.waker = nil
-        wake_waiters(h, set)
+        wake_waiters(task, set)
     end
 
     local function cancel_task(set, task)
@@ -574,7 +574,7 @@ return function(core)
     local function finish(set, task, ok, ...)
         local res
         if ok then
-            res = pack(true, ...)
+            res = select("#", ...) == 0 and OK or pack(true, ...)
             if core.promise_resolve(task.p) == ECANCELLED then
                 res = fail_result(ECANCELLED)
             end
@@ -589,6 +589,7 @@ return function(core)
     end
 
     local function after_resume(set, task, ok, ...)
+        current = nil
         if co_status(task.co) == "dead" then return finish(set, task, ok, ...) end
         if ... == AWAIT then return end
         -- The task yielded for its own purposes: its coroutine belongs to the set, so refuse.
@@ -602,6 +603,7 @@ return function(core)
         task.queued = false
         if task.done then return end
         if core.promise_cancelled(task.p) then return cancel_task(set, task) end
+        current = task
         local args = task.args
         if args then
             task.args = nil
@@ -611,19 +613,23 @@ return function(core)
     end
 
     -- Moves the notifier's tokens and expired timers into the ready queue.
+    -- Returns the number of tokens taken.
     local function pull(set)
         set.kicked = false
         local buf, tokens = set.buf, set.tokens
+        local taken = 0
         while true do
             local k = core.notifier_drain(set.n, buf)
+            taken = taken + k
             for i = 1, k do
-                local o = tokens[buf[i]]
-                if o then
-                    if o.h then -- a task: cancelled, or woken
-                        make_ready(set, o)
-                    else -- a watched handle finished
-                        unwatch(o)
-                        wake_waiters(o, set)
+                local id = buf[i]
+                local h = tokens[id]
+                if h then -- a watched handle finished
+                    unwatch(h)
+                    wake_waiters(h, set)
+                elseif id == 1 then -- some task was cancelled: run_task finds which
+                    for task in pairs(set.live) do
+                        if core.promise_cancelled(task.p) then make_ready(set, task) end
                     end
                 end
             end
@@ -638,6 +644,7 @@ return function(core)
                 end
             end
         end
+        return taken
     end
 
     local function check_driver(set)
@@ -682,18 +689,24 @@ return function(core)
     end
 
     M.spin_seconds = 20e-6 -- how long a driving loop polls before it sleeps on the fd
+    -- Waits until a token arrives (or secs, or the next timer, pass). Spins briefly first,
+    -- draining without a system call: a worker's completion often comes within microseconds,
+    -- and a sleep plus a wake-up through the kernel costs far more.
     local function wait(set, secs)
         local t = next_timer(set)
         if t and (not secs or t < secs) then secs = t end
         if secs == 0 then return end
-        -- Spin briefly first: a worker's completion often comes within microseconds, and a
-        -- sleep plus a wake-up through the kernel costs far more.
         local spin = M.spin_seconds
         if spin > 0 then
             local t0 = now()
+            set.driving = true
             repeat
-                if core.notifier_wait(set.n, 0) == 0 then return end
+                if pull(set) > 0 or set.rhead <= set.rtail then
+                    set.driving = false
+                    return
+                end
             until now() - t0 > spin
+            set.driving = false
             if secs then
                 secs = secs - spin
                 if secs <= 0 then return end
