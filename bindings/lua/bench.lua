@@ -18,7 +18,7 @@ local have_cq, cqueues = pcall(require, "cqueues")
 
 local ITERS = tonumber(os.getenv("MVX_BENCH_ITERS")) or 15
 local THREADS = tonumber(os.getenv("MVX_BENCH_THREADS")) or 2
-local WARMUP = 3
+local WARMUP = tonumber(os.getenv("MVX_BENCH_WARMUP")) or 3
 local now = mvx.now
 
 local rt = assert(mvx.runtime({ workers = THREADS, max_blocking = 512 }))

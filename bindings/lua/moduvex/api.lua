@@ -257,24 +257,35 @@ return function(core)
             end
             return EAGAIN
         end
-        local token = set.next_token
-        set.next_token = token + 1
-        local waker, code, msg = core.notifier_waker(set.n, token)
-        if not waker then error("moduvex: " .. tostring(new_error(code, msg)), 4) end
-        local c = core.join_poll(h.jh, waker)
+        -- Wakers are reused: one whose token came out (or whose handle let it go) may serve
+        -- another handle. A late wake through a stale clone only wakes waiters spuriously, and
+        -- they look again.
+        local pool = set.wakers
+        w = pool[#pool]
+        if w then
+            pool[#pool] = nil
+        else
+            local token = set.next_token
+            set.next_token = token + 1
+            local waker, code, msg = core.notifier_waker(set.n, token)
+            if not waker then error("moduvex: " .. tostring(new_error(code, msg)), 4) end
+            w = { set = set, token = token, waker = waker }
+        end
+        local c = core.join_poll(h.jh, w.waker)
         if c ~= EAGAIN then
-            core.waker_drop(waker)
+            pool[#pool + 1] = w
             return c
         end
-        h.watch = { set = set, token = token, waker = waker }
-        set.tokens[token] = h
+        h.watch = w
+        set.tokens[w.token] = h
         return EAGAIN
     end
     local function unwatch(h)
         local w = h.watch
         if w then
-            w.set.tokens[w.token] = nil
-            core.waker_drop(w.waker)
+            local set = w.set
+            set.tokens[w.token] = nil
+            set.wakers[#set.wakers + 1] = w
             h.watch = nil
         end
     end
@@ -523,7 +534,7 @@ return function(core)
         return setmetatable({
             rt = self, n = n, kick = kick, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
             timers = {}, tokens = {}, next_token = 2, buf = {}, driving = false, kicked = false,
-            cancel = cancel, live = {},
+            cancel = cancel, live = {}, wakers = {},
         }, Set)
     end
 
