@@ -219,6 +219,9 @@ static int l_sym(lua_State *L)
 
 /* ---- signatures ---- */
 
+static const uint8_t leaf_size[] = {0, 1, 1, 2, 2, 4, 4, 8, 8, sizeof(size_t), 4, 8, sizeof(void *)};
+
+/* Reads a flat list of (offset, code) pairs; each leaf must lie within `limit` bytes. */
 static int read_leaves(lua_State *L, int idx, leaf *out, int max, size_t limit)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -229,8 +232,9 @@ static int read_leaves(lua_State *L, int idx, leaf *out, int max, size_t limit)
         lua_rawgeti(L, idx, 2 * i + 2);
         lua_Integer off = lua_tointeger(L, -2), code = lua_tointeger(L, -1);
         lua_pop(L, 2);
-        luaL_argcheck(L, off >= 0 && (size_t)off + 8 <= limit + 8 && code >= T_I8 && code <= T_PTR,
-                      idx, "bad leaf");
+        luaL_argcheck(L, code >= T_I8 && code <= T_PTR, idx, "bad leaf type");
+        luaL_argcheck(L, off >= 0 && (size_t)off + leaf_size[code] <= limit, idx,
+                      "leaf outside the block");
         out[i].off = (uint16_t)off;
         out[i].code = (uint8_t)code;
     }
@@ -260,8 +264,10 @@ static int l_sig_new(lua_State *L)
         return luaL_error(L, "signature \"%s\": return value too large", text);
     for (int i = 0; i < u->nargs; i++) {
         lua_rawgeti(L, 2, i + 1);
-        u->arg_off[i] = (uint16_t)lua_tointeger(L, -1);
+        lua_Integer off = lua_tointeger(L, -1);
         lua_pop(L, 1);
+        luaL_argcheck(L, off >= 0 && (size_t)off <= u->arg_size, 2, "bad argument offset");
+        u->arg_off[i] = (uint16_t)off;
     }
     u->leaves = malloc(sizeof(leaf) * 2 * MAX_LEAVES);
     if (!u->leaves)

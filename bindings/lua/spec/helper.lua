@@ -10,6 +10,17 @@ function H.runtime(opts)
     return assert(H.mvx.runtime(opts or { workers = 2, max_blocking = 64 }))
 end
 
+-- A gate in the test library: blocking jobs of gate(rt) wait at it until H.open_gate(rt).
+-- Tests that need a job to stay unfinished use it instead of a sleep, so that no outcome
+-- depends on timing; after_each opens it before closing the runtime.
+function H.gate(rt)
+    rt:func(H.lib.t_gate_close, "void()"):spawn():join()
+    return rt:func(H.lib.t_gate_wait, "i32()")
+end
+function H.open_gate(rt)
+    rt:func(H.lib.t_gate_open, "void()"):spawn():join()
+end
+
 -- Loads Lua 5.4-only source (<close>) without breaking the parse of this file under LuaJIT.
 function H.load54(src, env)
     return assert(load(src, "=spec54", "t", setmetatable(env or {}, { __index = _G })))

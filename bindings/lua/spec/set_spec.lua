@@ -3,14 +3,18 @@ local H = require("helper")
 local mvx, lib = H.mvx, H.lib
 
 describe("local sets", function()
-    local rt, set, add, sleep
+    local rt, set, add, sleep, gate
     before_each(function()
         rt = H.runtime()
         set = assert(rt:local_set())
         add = rt:func(lib.t_add_i32, "i32(i32,i32)")
         sleep = rt:func(lib.t_sleep_ms, "void(u32)")
+        gate = H.gate(rt)
     end)
-    after_each(function() rt:close() end)
+    after_each(function()
+        H.open_gate(rt)
+        rt:close()
+    end)
 
     it("runs a coroutine task with arguments and returns its results", function()
         local h = set:spawn(function(a, b, c) return a + b, c, nil end, 1, 2, "x")
@@ -82,14 +86,17 @@ describe("local sets", function()
         assert.are.same({ true, 6 }, { set:run_until(h2) })
     end)
     it("join inside a task yields: other tasks run meanwhile", function()
+        -- slow waits for a job that only fast lets finish: were join to block the thread,
+        -- fast would never run
         local order = {}
         local slow = set:spawn(function()
-            sleep:spawn_blocking(50):join()
+            gate:spawn_blocking():join()
             order[#order + 1] = "slow"
         end)
         local fast = set:spawn(function()
             for i = 1, 3 do add:spawn(i, 0):await() end
             order[#order + 1] = "fast"
+            rt:func(lib.t_gate_open, "void()"):spawn():await()
         end)
         set:run()
         assert.are.same({ "fast", "slow" }, order)
@@ -106,18 +113,20 @@ describe("local sets", function()
     end)
     it("join with a timeout inside a task", function()
         local h = set:spawn(function()
-            local j = sleep:spawn_blocking(300)
+            local j = gate:spawn_blocking()
             local ok, err = j:join(0.01)
+            rt:func(lib.t_gate_open, "void()"):spawn():await()
             return ok, err.name, (j:join())
         end)
         assert.are.same({ true, false, "ETIMEDOUT", true }, { set:run_until(h) })
     end)
     it("run_until with a timeout returns ETIMEDOUT and the task continues", function()
-        local h = set:spawn(function() return sleep:spawn_blocking(100):await() end)
+        local h = set:spawn(function() return gate:spawn_blocking():await() end)
         local ok, err = set:run_until(h, 0.01)
         assert.is_false(ok)
         assert.are.equal("ETIMEDOUT", err.name)
-        assert.is_true((set:run_until(h)))
+        H.open_gate(rt)
+        assert.are.same({ true, 7 }, { set:run_until(h) })
         -- a C handle as the target
         local c = sleep:spawn_blocking(20)
         assert.is_true((set:run_until(c)))
@@ -127,8 +136,9 @@ describe("local sets", function()
         set:spawn(function() end)
         set:spawn(function() end)
         assert.are.equal(2, set:step())
-        local h = set:spawn(function() sleep:spawn_blocking(10):await() end)
+        local h = set:spawn(function() gate:spawn_blocking():await() end)
         assert.are.equal(1, set:step()) -- now waiting for the pool
+        H.open_gate(rt)
         local polls = 0
         while not h:finished() do polls = polls + set:step(1) end
         assert.are.equal(1, polls)
@@ -156,7 +166,7 @@ describe("local sets", function()
     it("abort from Lua cancels a waiting coroutine task", function()
         local reached = false
         local h = set:spawn(function()
-            sleep:spawn_blocking(200):await()
+            gate:spawn_blocking():await()
             reached = true
         end)
         set:step()
@@ -167,7 +177,7 @@ describe("local sets", function()
         assert.is_false(reached)
     end)
     it("abort from a C task cancels a coroutine task", function()
-        local h = set:spawn(function() sleep:spawn_blocking(300):await() return "not reached" end)
+        local h = set:spawn(function() gate:spawn_blocking():await() return "not reached" end)
         set:step()
         local aborter = rt:func(lib.t_abort, "i32(ptr)"):spawn(h:pointer())
         local ok, err = set:run_until(h)
@@ -179,14 +189,14 @@ describe("local sets", function()
         it("cancelling closes the task's pending <close> variables on the owner thread", function()
             local log = {}
             local body = H.load54([[
-                local log, sleep, mvx = ...
+                local log, gate, mvx = ...
                 return function()
                     local guard <close> = setmetatable({}, { __close = function()
                         log[#log + 1] = mvx.thread_id()
                     end })
-                    sleep:spawn_blocking(300):await()
+                    gate:spawn_blocking():await()
                 end
-            ]])(log, sleep, mvx)
+            ]])(log, gate, mvx)
             local h = set:spawn(body)
             set:step()
             rt:func(lib.t_abort, "i32(ptr)"):spawn(h:pointer()) -- aborted on a worker
@@ -197,11 +207,11 @@ describe("local sets", function()
         end)
         it("<close> on a coroutine task's handle cancels it", function()
             local h = H.load54([[
-                local set, sleep = ...
-                local h <close> = set:spawn(function() sleep:spawn_blocking(300):await() end)
+                local set, gate = ...
+                local h <close> = set:spawn(function() gate:spawn_blocking():await() end)
                 set:step()
                 return h
-            ]])(set, sleep)
+            ]])(set, gate)
             local ok, err = set:run_until(h)
             assert.is_false(ok)
             assert.are.equal("ECANCELLED", err.name)
