@@ -4,7 +4,9 @@
  * the public ABI only, printing the peers' one-line format with impl=moduvex.
  *
  * Plus poll_direct, poll_ffi and ffi_call: the cost of a poll through the native signature, through
- * a foreign one (libffi), and of one bare ffi_call, all in the same run.
+ * a foreign one (libffi), and of one bare ffi_call, all in the same run; and the interop paths:
+ * notifier_round_trip (a wake on a worker seen by a thread in poll(2)), notifier_storm (wakes
+ * under load, with how many wakes each fd write carried) and promise_round_trip.
  *
  * Usage: moduvex-bench [workload ...]     (all when none is named)
  * Env:   MVX_BENCH_THREADS (default 2), MVX_BENCH_ITERS (default 30)
@@ -12,6 +14,7 @@
 #include <moduvex.h>
 
 #include <ffi.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -771,6 +774,185 @@ static void poll_paths(void)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Interop: notifier_round_trip, notifier_storm, promise_round_trip                            */
+
+/* A task that wakes the notifier waker it carries (by value: the task owns it). */
+static int wake_notifier_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx, (void)output;
+    mvx_waker_wake(state);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable wake_notifier_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = wake_notifier_poll,
+    .state_size = sizeof(mvx_waker),
+    .state_align = _Alignof(mvx_waker),
+};
+
+struct notifier_bench {
+    mvx_runtime *rt;
+    mvx_notifier *n;
+    mvx_waker w;
+};
+
+static void wait_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, -1) != 1)
+        ;
+}
+
+/* One round trip: a task on a worker wakes the waker; this thread sleeps in poll(2) on the fd
+ * until it is readable, then drains the token. */
+static bool notifier_round_trip_iter(void *arg)
+{
+    struct notifier_bench *b = arg;
+    int fd = mvx_notifier_fd(b->n);
+    for (int i = 0; i < 1000; i++) {
+        mvx_waker w;
+        check(mvx_waker_clone(&b->w, &w), "mvx_waker_clone");
+        check(mvx_spawn(b->rt, &wake_notifier_vt, &w, NULL), "mvx_spawn");
+        uint64_t token;
+        do
+            wait_readable(fd);
+        while (mvx_notifier_drain(b->n, &token, 1) != 1);
+    }
+    return true;
+}
+static void notifier_round_trip(void)
+{
+    struct notifier_bench b = {new_runtime(), NULL, {NULL, NULL}};
+    check(mvx_notifier_new(&b.n), "mvx_notifier_new");
+    check(mvx_notifier_waker(b.n, 1, &b.w), "mvx_notifier_waker");
+    bench("notifier_round_trip", 1000, notifier_round_trip_iter, &b);
+    mvx_waker_drop(&b.w);
+    mvx_notifier_free(b.n);
+    mvx_runtime_release(b.rt);
+}
+
+/* Under load: `threads` tasks wake 64 wakers each, 2,000 times, while this thread drains from a
+ * poll(2) loop; per wake ns, and how many wakes each fd write carried. */
+enum { STORM_WAKERS = 64, STORM_WAKES = 2000 };
+struct storm_task {
+    mvx_waker *w;
+    atomic_int *left;
+};
+static int storm_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx, (void)output;
+    struct storm_task *s = state;
+    for (int i = 0; i < STORM_WAKES; i++)
+        mvx_waker_wake_by_ref(&s->w[i % STORM_WAKERS]);
+    atomic_fetch_sub(s->left, 1);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable storm_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = storm_poll,
+    .state_size = sizeof(struct storm_task),
+    .state_align = _Alignof(struct storm_task),
+};
+struct storm_bench {
+    mvx_runtime *rt;
+    mvx_notifier *n;
+    mvx_waker *w; /* threads * STORM_WAKERS */
+    uint64_t tokens;
+};
+static bool notifier_storm_iter(void *arg)
+{
+    struct storm_bench *b = arg;
+    atomic_int left = (int)threads;
+    for (unsigned t = 0; t < threads; t++) {
+        struct storm_task st = {b->w + (size_t)t * STORM_WAKERS, &left};
+        check(mvx_spawn(b->rt, &storm_vt, &st, NULL), "mvx_spawn");
+    }
+    uint64_t tokens[256];
+    int fd = mvx_notifier_fd(b->n);
+    int k;
+    for (;;) {
+        bool done = atomic_load(&left) == 0;
+        while ((k = mvx_notifier_drain(b->n, tokens, 256)) > 0)
+            b->tokens += (uint64_t)k;
+        if (done)
+            return true;
+        struct pollfd p = {fd, POLLIN, 0};
+        poll(&p, 1, 1);
+    }
+}
+static void notifier_storm(void)
+{
+    struct storm_bench b = {new_runtime(), NULL, NULL, 0};
+    check(mvx_notifier_new(&b.n), "mvx_notifier_new");
+    b.w = malloc(threads * STORM_WAKERS * sizeof *b.w);
+    for (unsigned i = 0; i < threads * STORM_WAKERS; i++)
+        check(mvx_notifier_waker(b.n, i, &b.w[i]), "mvx_notifier_waker");
+    bench("notifier_storm", (int)(threads * STORM_WAKES), notifier_storm_iter, &b);
+    mvx_notifier_stats st = {.size = sizeof st};
+    check(mvx_notifier_stats_get(b.n, &st), "mvx_notifier_stats_get");
+    uint64_t wakes = (uint64_t)(WARMUP + iters) * threads * STORM_WAKES;
+    printf("bench=notifier_storm_coalescing impl=moduvex threads=%u wakes=%llu fd_writes=%llu "
+           "tokens=%llu wakes_per_fd_write=%.1f wakes_per_token=%.1f\n",
+           threads, (unsigned long long)wakes, (unsigned long long)st.fd_writes,
+           (unsigned long long)b.tokens, (double)wakes / (double)(st.fd_writes ? st.fd_writes : 1),
+           (double)wakes / (double)(b.tokens ? b.tokens : 1));
+    fflush(stdout);
+    for (unsigned i = 0; i < threads * STORM_WAKERS; i++)
+        mvx_waker_drop(&b.w[i]);
+    free(b.w);
+    mvx_notifier_free(b.n);
+    mvx_runtime_release(b.rt);
+}
+
+/* A promise spawned, resolved by another thread, and joined here: the producer thread resolves
+ * whatever promise it is handed through a one-slot mailbox. */
+struct promise_bench {
+    mvx_runtime *rt;
+    mvx_promise *_Atomic slot;
+    atomic_bool stop;
+};
+static void *promise_producer(void *arg)
+{
+    struct promise_bench *b = arg;
+    while (!atomic_load(&b->stop)) {
+        mvx_promise *p = atomic_exchange(&b->slot, NULL);
+        if (!p) {
+            sched_yield();
+            continue;
+        }
+        uint64_t v = 7;
+        check(mvx_promise_resolve(p, &v), "mvx_promise_resolve");
+        mvx_promise_release(p);
+    }
+    return NULL;
+}
+static bool promise_round_trip_iter(void *arg)
+{
+    struct promise_bench *b = arg;
+    for (int i = 0; i < 1000; i++) {
+        mvx_promise *p;
+        mvx_join_handle *jh;
+        check(mvx_spawn_promise(b->rt, sizeof(uint64_t), 0, NULL, &p, &jh), "mvx_spawn_promise");
+        atomic_store(&b->slot, p);
+        check(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), "mvx_join_wait");
+        uint64_t v;
+        check(mvx_join_take(jh, &v, sizeof v, NULL), "mvx_join_take");
+        mvx_join_release(jh);
+    }
+    return true;
+}
+static void promise_round_trip(void)
+{
+    struct promise_bench b = {new_runtime(), NULL, false};
+    pthread_t producer;
+    pthread_create(&producer, NULL, promise_producer, &b);
+    bench("promise_round_trip", 1000, promise_round_trip_iter, &b);
+    atomic_store(&b.stop, true);
+    pthread_join(producer, NULL);
+    mvx_runtime_release(b.rt);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
@@ -787,6 +969,9 @@ static const struct {
     {"pending_memory", pending_memory},
     /* One entry runs all three, so that they share a run: poll_direct, poll_ffi, ffi_call. */
     {"poll_paths", poll_paths},
+    {"notifier_round_trip", notifier_round_trip},
+    {"notifier_storm", notifier_storm},
+    {"promise_round_trip", promise_round_trip},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

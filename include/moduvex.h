@@ -50,7 +50,8 @@
  *
  * Threads. Every function may be called from any thread, concurrently, except where its comment
  *   names an owner: a join handle is used by one thread at a time (mvx_join_abort and
- *   mvx_join_is_finished excepted), a local set is driven and freed by the thread that created it,
+ *   mvx_join_is_finished excepted, though not concurrently with mvx_join_release: see there),
+ *   a local set is driven and freed by the thread that created it,
  *   and a context is valid only inside the poll call that received it.
  *
  * Structs. Every public struct a caller fills in or passes to the library starts with
@@ -141,7 +142,10 @@ MVX_EXTERN const char *mvx_last_error(void);
 /* How a waker is implemented. The runtime builds wakers for its own tasks; callers build their own
  * (foreign wakers) to let another executor - a Rust future, a Go goroutine, a Lua loop, a plain
  * thread - be woken when a join handle becomes ready. Each callback receives the waker's data and
- * may be called from any thread, concurrently; none may be NULL.
+ * may be called from any thread, concurrently; none may be NULL, and size must be at least
+ * sizeof(mvx_waker_vtable): a waker whose vtable breaks either rule is refused with MVX_EINVAL by
+ * mvx_waker_clone and every function that keeps a clone (mvx_join_poll, mvx_local_set_new,
+ * mvx_promise_on_cancel), and the void functions below skip a NULL callback instead of calling it.
  *   clone:       return data for a new, independent waker with the same vtable (take a reference).
  *   wake:        wake, and release this waker's data (consumes it).
  *   wake_by_ref: wake, keeping the data.
@@ -163,7 +167,9 @@ typedef struct mvx_waker {
 } mvx_waker;
 
 /* Sets *out to a new waker that wakes the same task (or foreign target) as *waker. The caller owns
- * *out and must eventually wake or drop it. Any thread. MVX_EINVAL if an argument is NULL. */
+ * *out and must eventually wake or drop it. Cloning the empty waker {NULL, NULL} gives the empty
+ * waker (and 0). Any thread. MVX_EINVAL if an argument is NULL or the vtable is invalid (see
+ * mvx_waker_vtable; *out is then not written). */
 MVX_EXTERN int mvx_waker_clone(const mvx_waker *waker, mvx_waker *out);
 /* Wakes and consumes *waker (it becomes {NULL, NULL}). Waking a task schedules it to be polled
  * again; waking a task that already finished or was cancelled does nothing. Any thread. */
@@ -242,13 +248,23 @@ MVX_EXTERN const mvx_waker *mvx_context_waker(mvx_context *cx);
  * destructor `payload_drop` (may be NULL) are handed to whoever takes the failure from the join
  * handle, or payload_drop(payload) is called when nobody does. A second call replaces the first
  * (dropping its payload). If poll then returns anything but MVX_POLL_FAILED the description is
- * discarded and the payload dropped. MVX_EINVAL if cx is NULL (payload is then not touched). */
+ * discarded and the payload dropped. payload_drop is never called with a NULL payload.
+ * MVX_EINVAL if cx is NULL; MVX_ENOMEM if the message cannot be copied. On either error nothing
+ * changed: an earlier description stands and payload is still the caller's. */
 MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, void *payload,
                                 void (*payload_drop)(void *payload));
 
+/* Tells the runtime that this poll has dropped the task's state itself (a binding unwinding a
+ * panic through the poll runs the state's destructors during the unwind, as tokio does): the
+ * vtable's drop will not be called for it. The poll must then return MVX_POLL_READY or
+ * MVX_POLL_FAILED; MVX_POLL_PENDING makes the task fail with code MVX_EINVAL, since it could
+ * never be polled again. Added in 1.1. 0, or MVX_EINVAL if cx is NULL. */
+MVX_EXTERN int mvx_context_forget_state(mvx_context *cx);
+
 /* A task failure, moved out of a join handle by mvx_join_take(). The caller owns message and
- * payload; mvx_failure_clear() frees the message and calls payload_drop(payload). To keep the
- * payload, set payload to NULL before clearing. */
+ * payload; mvx_failure_clear() frees the message and calls payload_drop(payload) if both are
+ * non-NULL (a destructor never receives NULL). To keep the payload, set payload to NULL before
+ * clearing. */
 typedef struct mvx_failure {
     size_t size;   /* set by the caller: sizeof(mvx_failure); no reserved space */
     int code;      /* the code given to mvx_context_fail(), or an MVX_E* code */
@@ -380,12 +396,18 @@ MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker);
 MVX_EXTERN int mvx_join_take(mvx_join_handle *join, void *output, size_t output_size,
                              mvx_failure *failure);
 
-/* Requests cancellation. A task that is not running is cancelled by a worker soon after; a running
- * one right after its current poll returns pending; one that completes first keeps its output.
- * Repeated calls are harmless. 0 or MVX_EINVAL. Any thread, concurrently with the handle's user. */
+/* Requests cancellation. A task that is not running is cancelled by a worker soon after (a queued
+ * blocking job at once, see mvx_spawn_blocking); a running one right after its current poll
+ * returns pending; one that completes first keeps its output. Repeated calls are harmless.
+ * 0 or MVX_EINVAL. Any thread, concurrently with the handle's user, except with
+ * mvx_join_release: release may free the task at once, and nothing can tell an abort that races
+ * release from one made after it, which would touch freed memory or even cancel another task that
+ * reused the memory. So every abort must return before release is called (e.g. the releasing
+ * thread joins the aborting one, or they share a lock). */
 MVX_EXTERN int mvx_join_abort(mvx_join_handle *join);
 
-/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread. */
+/* 1 once the task has completed, failed or been cancelled, else 0 (also for NULL). Any thread,
+ * ordered before mvx_join_release as mvx_join_abort is. */
 MVX_EXTERN int mvx_join_is_finished(const mvx_join_handle *join);
 
 /* Releases the handle. An unfinished task keeps running, detached; an output (or failure) never
@@ -396,8 +418,9 @@ MVX_EXTERN void mvx_join_release(mvx_join_handle *join);
  * it spawns on rt go to the workers. Returns as mvx_join_take: 0 with the output in `output`,
  * MVX_EFAILED (with *failure if given), MVX_ECANCELLED (runtime shut down meanwhile), or
  * MVX_EINVAL, MVX_ENOMEM, MVX_ESHUTDOWN, MVX_EDEADLK (from a worker thread of rt). On those last
- * four nothing ran and the caller still owns `state`; on 0, MVX_EFAILED and MVX_ECANCELLED the
- * task took it (and has dropped it). */
+ * four nothing ran and the caller still owns `state`: every argument (failure->size included) is
+ * checked before the task runs. On 0, MVX_EFAILED and MVX_ECANCELLED the task took it (and has
+ * dropped it). */
 MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                             void *output, size_t output_size, mvx_failure *failure);
 
@@ -409,11 +432,15 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
  * called exactly once, on a pool thread, and may block; it must return MVX_POLL_READY or
  * MVX_POLL_FAILED (MVX_POLL_PENDING counts as a failure with code MVX_EINVAL). Otherwise it is a
  * task like any other: same vtable, state and output rules, same join handle.
- * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order.
- * Abort: a job not started yet is cancelled; a job already running cannot be stopped: it
+ * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order. If the
+ * pool has no thread and none can be started, the spawn fails with MVX_ESYSTEM (MVX_ENOMEM if the
+ * thread's record cannot be allocated): nothing is queued and the caller still owns `state`
+ * (with a thread running, a job that could not get a new one waits for it instead).
+ * Abort: a job not started yet is cancelled at once (taken off the queue, its state dropped on
+ * the aborting thread, its waiters woken); a job already running cannot be stopped: it
  * finishes, its output is dropped and the join handle reports MVX_ECANCELLED.
  * Shutdown cancels queued jobs, waits for running ones within its timeout and counts those still
- * running in its result. Returns as mvx_spawn. Any thread. */
+ * running in its result. Returns as mvx_spawn, and MVX_ESYSTEM as above. Any thread. */
 MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
                                   mvx_join_handle **join);
 
@@ -468,7 +495,7 @@ MVX_EXTERN size_t mvx_signature_return_size(const mvx_signature *sig);
  * caller's: it must remain valid until the task has finished. The task keeps a reference on sig.
  * flags: 0 runs fn on a worker (short, non-blocking functions), MVX_CALL_BLOCKING on the
  * blocking pool. Returns as mvx_spawn (MVX_EINVAL also for NULL fn, sig, or args when sig has
- * arguments). Any thread. */
+ * arguments; with MVX_CALL_BLOCKING also as mvx_spawn_blocking). Any thread. */
 MVX_EXTERN int mvx_spawn_call(mvx_runtime *rt, void (*fn)(void), const mvx_signature *sig,
                               void *const *args, unsigned flags, mvx_join_handle **join);
 
@@ -638,7 +665,9 @@ MVX_EXTERN int mvx_local_set_run_until_idle(mvx_local_set *set);
 
 /* Drives the set until `until` (a handle of any task, local or not) finishes or the timeout
  * passes, sleeping while no task is ready. Returns the outcome as mvx_join_wait (MVX_ETIMEDOUT
- * included), or MVX_EPERM (not the owner thread). Owner thread only. */
+ * included), MVX_EDEADLK if `until` is an unfinished task of another local set of this thread
+ * (it cannot run while this thread waits here; with a zero timeout: MVX_ETIMEDOUT, as
+ * mvx_join_wait), or MVX_EPERM (not the owner thread). Owner thread only. */
 MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *until,
                                        int64_t timeout_ns);
 

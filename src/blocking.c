@@ -132,20 +132,21 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
-/* With the lock held: starts one more thread. */
-static void start_thread(struct mvx__blocking *pool)
+/* With the lock held: starts one more thread. 0, or the error recorded for `fn`. */
+static int start_thread(const char *fn, struct mvx__blocking *pool)
 {
     struct mvx__blocking_thread *th = malloc(sizeof *th);
     if (!th)
-        return; /* the job waits for a running thread */
+        return mvx__error(MVX_ENOMEM, "%s: out of memory starting a blocking-pool thread", fn);
     th->pool = pool;
     atomic_fetch_add_explicit(&pool->rt->arena.refs, 1, mvx__relaxed);
     if (pthread_create(&th->thread, NULL, pool_main, th) != 0) {
         atomic_fetch_sub_explicit(&pool->rt->arena.refs, 1, mvx__relaxed);
         free(th);
-        return;
+        return mvx__error(MVX_ESYSTEM, "%s: could not start a blocking-pool thread", fn);
     }
     pool->threads++;
+    return 0;
 }
 
 MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,
@@ -155,18 +156,29 @@ MVX_EXTERN int mvx_spawn_blocking(mvx_runtime *rt, const mvx_task_vtable *vtable
                       0);
 }
 
-int mvx__blocking_submit(struct mvx__blocking *pool, struct mvx__task *t, const mvx_task_vtable *vt,
-                         void *state, const struct mvx__task_layout *layout, uint8_t flags,
+int mvx__blocking_submit(const char *fn, struct mvx__blocking *pool, struct mvx__task *t,
+                         const mvx_task_vtable *vt, void *state,
+                         const struct mvx__task_layout *layout, uint8_t flags,
                          mvx_join_handle **join)
 {
     pthread_mutex_lock(&pool->lock);
-    if (pool->shutdown) {
+    int r = 0;
+    if (pool->shutdown)
+        r = mvx__error(MVX_ESHUTDOWN, "%s: the runtime is shut down", fn);
+    /* One more thread unless an idle one is left for this job. If none can start and the pool
+     * has none at all, nobody would ever run the job: the spawn fails instead. With a thread
+     * running, it takes the job once its current one is done. */
+    bool wake_idle = pool->idle > pool->queued;
+    if (r == 0 && !wake_idle && pool->threads < pool->max && (r = start_thread(fn, pool)) != 0 &&
+        pool->threads > 0)
+        r = 0;
+    if (r) {
         /* Never published (its state word is still 0): nobody else has seen it. */
         pthread_mutex_unlock(&pool->lock);
         mvx__slot_free(t);
-        return mvx__error(MVX_ESHUTDOWN, "mvx_spawn_blocking: the runtime is shut down");
+        return r;
     }
-    mvx__task_init(t, vt, state, layout, &pool->base, flags, join != NULL);
+    mvx__task_init(t, vt, state, layout, &pool->base, flags | MVX__TASK_BLOCKING, join != NULL);
     if (join)
         *join = (mvx_join_handle *)t;
     atomic_store_explicit(&t->next, NULL, mvx__relaxed);
@@ -176,10 +188,8 @@ int mvx__blocking_submit(struct mvx__blocking *pool, struct mvx__task *t, const 
         pool->head = t;
     pool->tail = t;
     pool->queued++;
-    if (pool->idle >= pool->queued)
+    if (wake_idle)
         pthread_cond_signal(&pool->work);
-    else if (pool->threads < pool->max)
-        start_thread(pool);
     struct mvx__blocking_thread *exited = take_exited(pool);
     pthread_mutex_unlock(&pool->lock);
     join_all(exited);
@@ -218,6 +228,32 @@ void mvx__blocking_close(struct mvx__blocking *pool)
         mvx__task_cancel_popped(queued);
         queued = next;
     }
+}
+
+void mvx__blocking_abort(struct mvx__task *t)
+{
+    mvx__task_request_cancel(t); /* a running job: its output is dropped when it returns */
+    struct mvx__blocking *pool = (struct mvx__blocking *)t->sched;
+    pthread_mutex_lock(&pool->lock);
+    struct mvx__task *prev = NULL, *q = pool->head;
+    while (q && q != t) {
+        prev = q;
+        q = atomic_load_explicit(&q->next, mvx__relaxed);
+    }
+    if (q) {
+        struct mvx__task *next = atomic_load_explicit(&t->next, mvx__relaxed);
+        if (prev)
+            atomic_store_explicit(&prev->next, next, mvx__relaxed);
+        else
+            pool->head = next;
+        if (pool->tail == t)
+            pool->tail = prev;
+        pool->queued--;
+        pool->completed++;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (q) /* taken off the queue: ours to cancel, as a pool thread would have */
+        mvx__task_cancel_popped(t);
 }
 
 unsigned mvx__blocking_wait(struct mvx__blocking *pool, int64_t deadline_ns)

@@ -33,10 +33,15 @@ int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsig
                        int64_t keep_alive_ns);
 void mvx__blocking_fini(struct mvx__blocking *pool);
 /* Initialises a freshly allocated task as a pool job and queues it, starting a thread if none
- * is idle and the maximum allows; MVX_ESHUTDOWN (the slot freed) once shut down. */
-int mvx__blocking_submit(struct mvx__blocking *pool, struct mvx__task *t, const mvx_task_vtable *vt,
-                         void *state, const struct mvx__task_layout *layout, uint8_t flags,
+ * is idle and the maximum allows. Fails, freeing the slot, with MVX_ESHUTDOWN once shut down,
+ * or MVX_ENOMEM/MVX_ESYSTEM when the pool has no thread and none could be started. */
+int mvx__blocking_submit(const char *fn, struct mvx__blocking *pool, struct mvx__task *t,
+                         const mvx_task_vtable *vt, void *state,
+                         const struct mvx__task_layout *layout, uint8_t flags,
                          mvx_join_handle **join);
+/* mvx_join_abort of a job (MVX__TASK_BLOCKING): a queued one is taken off the queue and
+ * cancelled here, at once; a running one finishes and ends CANCELLED. */
+void mvx__blocking_abort(struct mvx__task *t);
 /* Shutdown, first step: no new jobs; queued ones are cancelled (states dropped here). */
 void mvx__blocking_close(struct mvx__blocking *pool);
 /* Shutdown, second step: waits until `deadline_ns` for the threads; returns the jobs still

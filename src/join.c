@@ -2,6 +2,7 @@
  * join.c - join handles. A join handle is its task's pointer; it holds one reference and the
  * JOIN bit, and owns the task's outcome once the task has finished (see task.h).
  */
+#include "blocking.h"
 #include "futex.h"
 #include "local.h"
 #include "runtime.h"
@@ -47,7 +48,11 @@ MVX_EXTERN int mvx_join_abort(mvx_join_handle *join)
 {
     if (!join)
         return mvx__error(MVX_EINVAL, "mvx_join_abort: join is NULL");
-    mvx__task_request_cancel(task_of(join));
+    struct mvx__task *t = task_of(join);
+    if (t->flags & MVX__TASK_BLOCKING)
+        mvx__blocking_abort(t);
+    else
+        mvx__task_request_cancel(t);
     return 0;
 }
 
@@ -66,6 +71,8 @@ MVX_EXTERN int mvx_join_poll(mvx_join_handle *join, const mvx_waker *waker)
 {
     if (!join || !waker || !waker->vtable)
         return mvx__error(MVX_EINVAL, "mvx_join_poll: join or waker is NULL");
+    if (!mvx__waker_vtable_ok("mvx_join_poll", waker->vtable))
+        return MVX_EINVAL; /* before anything changes */
     struct mvx__task *t = task_of(join);
     uint64_t cur = atomic_load_explicit(&t->state, mvx__acquire);
     if (mvx__is_terminal(cur))

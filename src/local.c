@@ -125,6 +125,8 @@ MVX_EXTERN int mvx_local_set_new(mvx_runtime *rt, const mvx_waker *notify, mvx_l
 {
     if (!rt || !out)
         return mvx__error(MVX_EINVAL, "mvx_local_set_new: rt or out is NULL");
+    if (notify && notify->vtable && !mvx__waker_vtable_ok("mvx_local_set_new", notify->vtable))
+        return MVX_EINVAL;
     if (atomic_load_explicit(&rt->phase, mvx__acquire) != MVX__PHASE_RUNNING)
         return mvx__error(MVX_ESHUTDOWN, "mvx_local_set_new: the runtime is shut down");
     struct mvx_local_set *set = aligned_alloc(MVX_CACHE_LINE, sizeof *set);
@@ -233,6 +235,12 @@ MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *unti
         if (outcome != MVX_EAGAIN)
             return outcome;
         struct mvx__task *ut = (struct mvx__task *)until;
+        /* A task of another set of this thread runs only when the owner drives that set, which
+         * it cannot while it waits here. Pointers compared, the set never dereferenced. */
+        if (timeout_ns != 0 && (ut->flags & MVX__TASK_LOCAL) && ut->sched != &set->base &&
+            mvx__local_is_owner(ut->sched))
+            return mvx__error(MVX_EDEADLK, "mvx_local_set_run_until: the task belongs to another "
+                                           "local set of this thread, which cannot run meanwhile");
         if (!(ut->flags & MVX__TASK_LOCAL && ut->sched == &set->base) && !registered) {
             /* Completion of a task elsewhere must wake us. */
             mvx_waker w = {&set_waker_vt, set};
@@ -309,6 +317,10 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
     if (vtable->output_size != output_size || (output_size && !output))
         return mvx__error(MVX_EINVAL, "mvx_block_on: output_size %zu, the vtable says %zu",
                           output_size, vtable->output_size);
+    /* Checked here, not by mvx_join_take after the task ran: on MVX_EINVAL nothing runs. */
+    if (failure && failure->size < sizeof(mvx_failure))
+        return mvx__error(MVX_EINVAL, "mvx_block_on: failure->size %zu is below %zu",
+                          failure->size, sizeof(mvx_failure));
     mvx_local_set *set;
     mvx_join_handle *jh;
     if ((r = mvx_local_set_new(rt, NULL, &set)) != 0)

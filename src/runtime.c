@@ -291,7 +291,7 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
         mvx__task_links(t)->next = NULL;
     }
     if (where->kind == MVX__SCHED_BLOCKING)
-        return mvx__blocking_submit(&rt->blocking, t, vt, state, &layout, flags, join);
+        return mvx__blocking_submit(fn, &rt->blocking, t, vt, state, &layout, flags, join);
     mvx__task_init(t, vt, state, &layout, where, flags, join != NULL);
     if (join)
         *join = (mvx_join_handle *)t;
@@ -367,11 +367,15 @@ static void sweep_visit(struct mvx__task *t, void *arg)
     mvx__task_ref_dec(t);
 }
 
-/* Takes queued tasks from workers that may be stuck in a long poll, and cancels them. */
+/* Takes queued tasks, and the LIFO slot's, from workers that may be stuck in a long poll, and
+ * cancels them. */
 static void steal_from_workers(struct mvx_runtime *rt)
 {
     struct mvx__task *buf[MVX__DEQUE_CAP / 2];
     for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct mvx__task *t = mvx__worker_take_lifo(rt->workers[i]);
+        if (t)
+            mvx__task_cancel_popped(t);
         unsigned k;
         while ((k = mvx__deque_steal(&rt->workers[i]->deque, buf, MVX__DEQUE_CAP / 2)) != 0)
             for (unsigned j = 0; j < k; j++)

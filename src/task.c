@@ -206,6 +206,12 @@ static void drop_state(struct mvx__task *t)
         t->vt->drop(mvx__task_state(t));
 }
 
+static inline void drop_state_unless_gone(struct mvx__task *t, const struct mvx_context *cx)
+{
+    if (MVX_LIKELY(!cx->state_gone))
+        drop_state(t);
+}
+
 /* The native signature takes the direct call; a foreign one goes through its prepared cif. */
 static inline int poll_task(struct mvx__task *t, struct mvx_context *cx)
 {
@@ -282,7 +288,7 @@ static void free_failure(struct mvx__failure_rec *rec)
     if (rec == &oom_failure)
         return;
     free(rec->message);
-    if (rec->payload_drop)
+    if (rec->payload_drop && rec->payload)
         rec->payload_drop(rec->payload);
     free(rec);
 }
@@ -293,7 +299,7 @@ static void discard_fail(struct mvx_context *cx)
     if (!cx->failed)
         return;
     free(cx->fail_message);
-    if (cx->fail_drop)
+    if (cx->fail_drop && cx->fail_payload)
         cx->fail_drop(cx->fail_payload);
     cx->failed = false;
     cx->fail_message = NULL;
@@ -313,7 +319,10 @@ static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_re
     if (poll_result != MVX_POLL_FAILED) {
         discard_fail(cx);
         char buf[96];
-        if (poll_result == MVX_POLL_PENDING)
+        if (poll_result == MVX_POLL_PENDING && cx->state_gone)
+            snprintf(buf, sizeof buf, "poll returned MVX_POLL_PENDING after "
+                                      "mvx_context_forget_state");
+        else if (poll_result == MVX_POLL_PENDING)
             snprintf(buf, sizeof buf, "a blocking task's poll returned MVX_POLL_PENDING");
         else
             snprintf(buf, sizeof buf, "poll returned %d, which is not an MVX_POLL_* value",
@@ -333,7 +342,7 @@ static struct mvx__failure_rec *make_failure(struct mvx_context *cx, int poll_re
     rec->payload = described ? cx->fail_payload : NULL;
     rec->payload_drop = described ? cx->fail_drop : NULL;
     if (!rec->message) {
-        if (rec->payload_drop)
+        if (rec->payload_drop && rec->payload)
             rec->payload_drop(rec->payload);
         free(rec);
         return &oom_failure;
@@ -346,12 +355,23 @@ MVX_EXTERN int mvx_context_fail(mvx_context *cx, int code, const char *message, 
 {
     if (!cx)
         return mvx__error(MVX_EINVAL, "mvx_context_fail: cx is NULL");
+    char *copy = NULL;
+    if (message && !(copy = strdup(message)))
+        return mvx__error(MVX_ENOMEM, "mvx_context_fail: out of memory copying the message");
     discard_fail(cx);
     cx->failed = true;
     cx->fail_code = code;
-    cx->fail_message = message ? strdup(message) : NULL;
+    cx->fail_message = copy;
     cx->fail_payload = payload;
     cx->fail_drop = payload_drop;
+    return 0;
+}
+
+MVX_EXTERN int mvx_context_forget_state(mvx_context *cx)
+{
+    if (!cx)
+        return mvx__error(MVX_EINVAL, "mvx_context_forget_state: cx is NULL");
+    cx->state_gone = true;
     return 0;
 }
 
@@ -366,7 +386,7 @@ MVX_EXTERN void mvx_failure_clear(mvx_failure *f)
         return;
     if (f->message != mvx__oom_message)
         free(f->message);
-    if (f->payload_drop)
+    if (f->payload_drop && f->payload) /* destructors need not accept NULL */
         f->payload_drop(f->payload);
     f->message = NULL;
     f->payload = NULL;
@@ -415,6 +435,7 @@ static inline bool start_and_poll(struct mvx__task *t, struct mvx_context *cx, i
     cx->waker.data = t;
     cx->task = t;
     cx->failed = false; /* the other fail_* fields are set by mvx_context_fail */
+    cx->state_gone = false;
     *r = poll_task(t, cx);
     return true;
 }
@@ -425,7 +446,7 @@ void mvx__task_run(struct mvx__task *t)
     int r;
     if (!start_and_poll(t, &cx, &r))
         return;
-    if (MVX_LIKELY(r == MVX_POLL_PENDING)) {
+    if (MVX_LIKELY(r == MVX_POLL_PENDING) && MVX_LIKELY(!cx.state_gone)) {
         if (MVX_UNLIKELY(cx.failed))
             discard_fail(&cx);
         switch (transition_after_pending(t)) {
@@ -442,12 +463,12 @@ void mvx__task_run(struct mvx__task *t)
     if (r == MVX_POLL_READY) {
         if (MVX_UNLIKELY(cx.failed))
             discard_fail(&cx);
-        drop_state(t);
+        drop_state_unless_gone(t, &cx);
         finish(t, MVX__COMPLETE, false);
         return;
     }
     struct mvx__failure_rec *rec = make_failure(&cx, r);
-    drop_state(t);
+    drop_state_unless_gone(t, &cx);
     *(struct mvx__failure_rec **)mvx__task_state_area(t) = rec;
     finish(t, MVX__COMPLETE, true);
 }
@@ -462,7 +483,7 @@ void mvx__task_run_once(struct mvx__task *t)
     if (r == MVX_POLL_READY) {
         if (MVX_UNLIKELY(cx.failed))
             discard_fail(&cx);
-        drop_state(t);
+        drop_state_unless_gone(t, &cx);
         if (aborted) {
             drop_outcome(t, false);
             finish(t, MVX__CANCELLED, false);
@@ -472,7 +493,7 @@ void mvx__task_run_once(struct mvx__task *t)
         return;
     }
     struct mvx__failure_rec *rec = make_failure(&cx, r);
-    drop_state(t);
+    drop_state_unless_gone(t, &cx);
     if (aborted) {
         free_failure(rec);
         finish(t, MVX__CANCELLED, false);

@@ -46,6 +46,12 @@
  * while it is set, the completer may read it, so the join handle must clear it (a CAS that fails
  * once the task is finished) before replacing it. After completion the waker stays until the
  * task is freed.
+ *
+ * THE MODEL: src/task-state.pml models these transitions (task.c, join.c) for spin, with the
+ * poller, a waker, an aborter and the join handle as concurrent actors; `make model` checks that
+ * the state is dropped once, a wake after a pending poll leads to another poll, there is one
+ * outcome, the refcount never underflows and the task is freed once. The model must change with
+ * the code: a change to a transition here is a change there too, checked with `make model`.
  */
 #ifndef MVX_TASK_H
 #define MVX_TASK_H
@@ -78,6 +84,7 @@ enum {
 #define MVX__TASK_CALL     0x4 /* a call task: holds a reference on the signature owning its vtable */
 #define MVX__TASK_FFI_POLL 0x8  /* vt->poll has vt->poll_signature: called through libffi */
 #define MVX__TASK_FFI_DROP 0x10 /* vt->drop has vt->drop_signature */
+#define MVX__TASK_BLOCKING 0x20 /* a blocking-pool job: sched is the runtime's pool */
 
 /* What a task's scheduler field points at: a runtime or a local set. */
 enum { MVX__SCHED_RUNTIME = 1, MVX__SCHED_LOCAL = 2, MVX__SCHED_BLOCKING = 3, MVX__SCHED_PROMISE = 4 };
@@ -116,6 +123,7 @@ struct mvx_context {
     mvx_waker waker;
     struct mvx__task *task;
     bool failed;
+    bool state_gone; /* mvx_context_forget_state: poll dropped the state itself */
     int fail_code;
     char *fail_message;
     void *fail_payload;
@@ -259,5 +267,9 @@ extern const char mvx__oom_message[];
 void mvx__schedule(struct mvx__task *t, bool yield);
 
 extern const mvx_waker_vtable mvx__task_waker_vt;
+
+/* Whether a caller's waker vtable has the size and callbacks the header requires; records an
+ * MVX_EINVAL message naming `fn` if not. */
+bool mvx__waker_vtable_ok(const char *fn, const mvx_waker_vtable *vt);
 
 #endif

@@ -43,14 +43,37 @@ static void push_behind_everything(struct mvx__worker *w, struct mvx__task *t)
     mvx__idle_notify(w->rt); /* someone idle could take it */
 }
 
+/* The LIFO slot. Only the owner puts a task there; the owner and a shutdown sweep take it out
+ * (mvx__worker_take_lifo). The owner pays for an atomic exchange only when the slot is full: an
+ * empty slot cannot change under it, since nobody else fills it. */
+static inline struct mvx__task *lifo_put(struct mvx__worker *w, struct mvx__task *t)
+{
+    if (!atomic_load_explicit(&w->lifo, mvx__relaxed)) {
+        atomic_store_explicit(&w->lifo, t, mvx__release);
+        return NULL;
+    }
+    return atomic_exchange_explicit(&w->lifo, t, mvx__acq_rel);
+}
+
+static inline struct mvx__task *lifo_take(struct mvx__worker *w)
+{
+    if (!atomic_load_explicit(&w->lifo, mvx__relaxed))
+        return NULL;
+    return atomic_exchange_explicit(&w->lifo, NULL, mvx__acquire);
+}
+
+struct mvx__task *mvx__worker_take_lifo(struct mvx__worker *w)
+{
+    return atomic_exchange_explicit(&w->lifo, NULL, mvx__acq_rel);
+}
+
 void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield)
 {
     if (yield) {
         push_behind_everything(w, t);
         return;
     }
-    struct mvx__task *prev = w->lifo;
-    w->lifo = t;
+    struct mvx__task *prev = lifo_put(w, t);
     if (prev) {
         mvx__worker_push_back(w, prev);
         mvx__idle_notify(w->rt); /* someone idle could steal it */
@@ -118,10 +141,8 @@ static struct mvx__task *next_local(struct mvx__worker *w)
     struct mvx__task *t;
     if (++w->tick % GLOBAL_INTERVAL == 0 && (t = take_from_global(w)) != NULL)
         return t;
-    if ((t = w->lifo) != NULL) {
-        w->lifo = NULL;
+    if ((t = lifo_take(w)) != NULL)
         return t;
-    }
     if ((t = mvx__deque_pop(&w->deque)) != NULL)
         return t;
     return take_from_global(w);
@@ -153,10 +174,9 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
     for (unsigned lifo_polls = 0;; lifo_polls++) {
         mvx__task_run(t);
         mvx__stat_inc(&w->polls);
-        if ((t = w->lifo) == NULL)
+        if ((t = lifo_take(w)) == NULL)
             return;
         if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING) {
-            w->lifo = NULL;
             push_behind_everything(w, t);
             return;
         }
@@ -166,13 +186,11 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
              * core. Handing the task over instead would let an idle worker steal it, and a
              * chain of tasks would bounce between cores. */
             if (mvx__deque_len(&w->deque) > 0 || mvx__inject_maybe_nonempty(&rt->inject)) {
-                w->lifo = NULL;
                 push_behind_everything(w, t);
                 return;
             }
             lifo_polls = 0;
         }
-        w->lifo = NULL;
     }
 }
 
@@ -181,10 +199,8 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
 static void drain(struct mvx__worker *w)
 {
     for (;;) {
-        struct mvx__task *t = w->lifo;
-        if (t)
-            w->lifo = NULL;
-        else if ((t = mvx__deque_pop(&w->deque)) == NULL)
+        struct mvx__task *t = lifo_take(w);
+        if (!t && (t = mvx__deque_pop(&w->deque)) == NULL)
             return;
         mvx__task_cancel_popped(t);
     }

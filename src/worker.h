@@ -14,7 +14,9 @@ struct mvx__worker {
     /* Owner-only, hot. */
     struct mvx_runtime *rt;
     struct mvx__heap *heap;
-    struct mvx__task *lifo; /* the next task to run: the latest spawned or woken here */
+    /* The next task to run: the latest spawned or woken here. Written only by the owner;
+     * shutdown takes it from a worker stuck in a long poll, hence atomic (worker.c). */
+    struct mvx__task *_Atomic lifo;
     uint32_t tick;
     uint32_t rng;
     unsigned index;
@@ -40,6 +42,8 @@ void *mvx__worker_main(void *arg);
 void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t);
 /* Owner: a task spawned or woken on this worker; see mvx__runtime_schedule. */
 void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield);
+/* Any thread (shutdown): empties w's LIFO slot; the caller now holds the popped task. */
+struct mvx__task *mvx__worker_take_lifo(struct mvx__worker *w);
 
 static inline void mvx__stat_inc(_Atomic uint64_t *c)
 {

@@ -140,6 +140,90 @@ START_TEST(idle_pool_threads_exit_after_the_keep_alive)
 }
 END_TEST
 
+/* "A job not started yet is cancelled" means at once: its waiters do not wait for the job
+ * running ahead of it. */
+START_TEST(aborting_a_queued_job_cancels_it_at_once)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, 0);
+    struct gate first = {0}, second = {0};
+    atomic_store(&first.result, MVX_POLL_READY);
+    atomic_store(&second.result, MVX_POLL_READY);
+    mvx_join_handle *a, *b;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &gate_vt, &first, &a), 0);
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &gate_vt, &second, &b), 0);
+    gate_wait_entered(&first, 1);
+    ck_assert_uint_eq(stats_of(rt).queued, 1);
+    ck_assert_int_eq(mvx_join_abort(b), 0);
+    ck_assert_int_eq(mvx_join_try(b), MVX_ECANCELLED); /* the first job is still running */
+    int drops = atomic_load(&g_drops);
+    ck_assert_int_eq(drops, 1);
+    ck_assert_uint_eq(stats_of(rt).queued, 0);
+    ck_assert_int_eq(mvx_join_abort(b), 0); /* again: harmless */
+    ck_assert_int_eq(mvx_join_try(a), MVX_EAGAIN);
+    atomic_store(&first.open, 1);
+    ck_assert_int_eq(mvx_join_wait(a, 5 * SEC), 0);
+    ck_assert_int_eq(atomic_load(&second.entered), 0);
+    mvx_join_release(a);
+    mvx_join_release(b);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 2);
+}
+END_TEST
+
+struct aborter {
+    pthread_barrier_t barrier;
+    mvx_join_handle *jh;
+};
+static void *abort_after_barrier(void *arg)
+{
+    struct aborter *a = arg;
+    pthread_barrier_wait(&a->barrier);
+    mvx_join_abort(a->jh);
+    return NULL;
+}
+
+/* An abort of a queued job races the pool thread taking it off the queue: one of them wins,
+ * the state is dropped once, the outcome is consistent and every output is accounted for. */
+START_TEST(abort_racing_the_pool_thread_for_a_queued_job_drops_it_once)
+{
+    mvx_runtime *rt = pool_runtime(1, 1, -1);
+    for (int round = 0; round < 300; round++) {
+        reset_counters();
+        struct gate first = {0};
+        atomic_store(&first.result, MVX_POLL_READY);
+        struct yielder y = {0, 1};
+        mvx_join_handle *a, *b;
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &gate_vt, &first, &a), 0);
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &yielder_vt, &y, &b), 0);
+        gate_wait_entered(&first, 1);
+        struct aborter ab = {.jh = b};
+        pthread_barrier_init(&ab.barrier, NULL, 2);
+        pthread_t th;
+        pthread_create(&th, NULL, abort_after_barrier, &ab);
+        pthread_barrier_wait(&ab.barrier);
+        atomic_store(&first.open, 1); /* the pool thread goes for b as the abort does */
+        pthread_join(th, NULL);
+        pthread_barrier_destroy(&ab.barrier);
+        ck_assert_int_eq(mvx_join_wait(a, 5 * SEC), 0);
+        int r = mvx_join_wait(b, 5 * SEC);
+        ck_assert(r == 0 || r == MVX_ECANCELLED);
+        int out = 0;
+        if (r == 0) {
+            ck_assert_int_eq(mvx_join_take(b, &out, sizeof out, NULL), 0);
+            ck_assert_int_eq(out, 1);
+        }
+        bool b_ran = atomic_load(&g_polls) == 2; /* the gate's poll and b's */
+        mvx_join_release(a);
+        mvx_join_release(b);
+        int drops = atomic_load(&g_drops), output_drops = atomic_load(&g_output_drops);
+        ck_assert_int_eq(drops, 2);
+        /* a's output, never taken; b's if it ran but the abort came first */
+        ck_assert_int_eq(output_drops, 1 + (b_ran && r == MVX_ECANCELLED));
+    }
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 START_TEST(abort_cancels_a_job_that_has_not_started)
 {
     mvx_runtime *rt = pool_runtime(1, 1, 0);
@@ -375,6 +459,69 @@ START_TEST(blocking_functions_reject_bad_arguments)
 }
 END_TEST
 
+/* A pool thread that cannot be started while the pool has none: the spawn fails with
+ * MVX_ESYSTEM, nothing is queued and the caller keeps its state (the job would otherwise wait
+ * for a thread that may never come). The default stack is made too large to map; sanitizer
+ * runtimes reserve terabytes of shadow memory and size stacks themselves: skipped under them. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
+static int32_t answer(void)
+{
+    return 42;
+}
+
+START_TEST(a_spawn_fails_when_no_pool_thread_can_start)
+{
+#ifdef UNDER_SANITIZER
+    return;
+#endif
+    mvx_runtime *rt = pool_runtime(1, 4, 0);
+    pthread_attr_t def, huge;
+    ck_assert_int_eq(pthread_getattr_default_np(&def), 0);
+    ck_assert_int_eq(pthread_getattr_default_np(&huge), 0);
+    ck_assert_int_eq(pthread_attr_setstacksize(&huge, (size_t)1 << 46), 0);
+    ck_assert_int_eq(pthread_setattr_default_np(&huge), 0);
+    mvx_signature *sig;
+    ck_assert_int_eq(mvx_signature_parse("i32()", 5, &sig), 0);
+    mvx_join_handle *jh = NULL, *call = NULL;
+    struct yielder y = {0, 3};
+    int r = mvx_spawn_blocking(rt, &yielder_vt, &y, &jh);
+    int rc = mvx_spawn_call(rt, (void (*)(void))answer, sig, NULL, MVX_CALL_BLOCKING, &call);
+    ck_assert_int_eq(pthread_setattr_default_np(&def), 0);
+    ck_assert_int_eq(r, MVX_ESYSTEM);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "could not start"));
+    ck_assert_int_eq(rc, MVX_ESYSTEM);
+    ck_assert_ptr_null(jh);
+    ck_assert_ptr_null(call);
+    mvx_blocking_stats st = stats_of(rt);
+    ck_assert_uint_eq(st.threads, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 0); /* the state is still ours */
+    /* Threads can start again: so do jobs. */
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &yielder_vt, &y, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
+    int out = 0;
+    ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, NULL), 0);
+    ck_assert_int_eq(out, 3);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_spawn_call(rt, (void (*)(void))answer, sig, NULL, MVX_CALL_BLOCKING,
+                                    &call), 0);
+    ck_assert_int_eq(mvx_join_wait(call, 5 * SEC), 0);
+    mvx_join_release(call);
+    mvx_signature_release(sig);
+    pthread_attr_destroy(&def);
+    pthread_attr_destroy(&huge);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), 1);
+}
+END_TEST
+
 static Suite *blocking_suite(void)
 {
     Suite *s = suite_create("blocking");
@@ -393,6 +540,9 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, a_task_awaits_a_blocking_job);
     tcase_add_test(tc, shutdown_from_a_blocking_job_of_the_same_runtime_is_edeadlk);
     tcase_add_test(tc, blocking_functions_reject_bad_arguments);
+    tcase_add_test(tc, aborting_a_queued_job_cancels_it_at_once);
+    tcase_add_test(tc, abort_racing_the_pool_thread_for_a_queued_job_drops_it_once);
+    tcase_add_test(tc, a_spawn_fails_when_no_pool_thread_can_start);
     suite_add_tcase(s, tc);
     return s;
 }

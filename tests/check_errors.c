@@ -199,7 +199,11 @@ START_TEST(join_and_waker_functions_reject_null)
     ck_assert_int_eq(mvx_join_abort(NULL), MVX_EINVAL);
     mvx_waker w = {NULL, NULL}, out_w;
     ck_assert_int_eq(mvx_waker_clone(NULL, &out_w), MVX_EINVAL);
-    ck_assert_int_eq(mvx_waker_clone(&w, &out_w), MVX_EINVAL);
+    out_w.vtable = mvx_task_waker_vtable();
+    out_w.data = &out;
+    ck_assert_int_eq(mvx_waker_clone(&w, &out_w), 0); /* the empty waker clones to itself */
+    ck_assert_ptr_null(out_w.vtable);
+    ck_assert_ptr_null(out_w.data);
     mvx_waker_wake(NULL);
     mvx_waker_wake(&w);
     mvx_waker_wake_by_ref(&w);
@@ -428,6 +432,177 @@ START_TEST(runtime_new_reports_esystem_when_a_thread_cannot_start)
 }
 END_TEST
 
+/* ---- payloads: payload_drop is never called for a NULL payload ---- */
+static atomic_int g_null_payload_drops;
+static void null_counting_drop(void *p)
+{
+    if (!p)
+        atomic_fetch_add(&g_null_payload_drops, 1);
+    free(p);
+}
+static int fail_without_payload_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)output;
+    mvx_context_fail(cx, 5, "no payload", NULL, null_counting_drop);
+    return MVX_POLL_FAILED;
+}
+static const mvx_task_vtable fail_without_payload_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = fail_without_payload_poll,
+};
+static int fail_with_payload_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)output;
+    mvx_context_fail(cx, 6, "payload", malloc(4), null_counting_drop);
+    return MVX_POLL_FAILED;
+}
+static const mvx_task_vtable fail_with_payload_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = fail_with_payload_poll,
+};
+
+START_TEST(payload_drop_is_never_called_for_a_null_payload)
+{
+    atomic_store(&g_null_payload_drops, 0);
+    mvx_runtime *rt = new_runtime(1);
+    /* A caller that keeps the payload sets it to NULL before clearing, as the header says. */
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &fail_with_payload_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), MVX_EFAILED);
+    mvx_failure f = {.size = sizeof f};
+    ck_assert_int_eq(mvx_join_take(jh, NULL, 0, &f), MVX_EFAILED);
+    void *kept = f.payload;
+    ck_assert_ptr_nonnull(kept);
+    f.payload = NULL;
+    mvx_failure_clear(&f);
+    free(kept);
+    mvx_join_release(jh);
+    /* A failure described with a NULL payload and a destructor, taken or never taken. */
+    ck_assert_int_eq(mvx_spawn(rt, &fail_without_payload_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), MVX_EFAILED);
+    f = (mvx_failure){.size = sizeof f};
+    ck_assert_int_eq(mvx_join_take(jh, NULL, 0, &f), MVX_EFAILED);
+    mvx_failure_clear(&f);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_spawn(rt, &fail_without_payload_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), MVX_EFAILED);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+    int null_drops = atomic_load(&g_null_payload_drops);
+    ck_assert_int_eq(null_drops, 0);
+}
+END_TEST
+
+/* mvx_block_on validates every argument before running the task: on MVX_EINVAL nothing ran and
+ * the caller still owns the state. */
+START_TEST(block_on_rejects_a_small_failure_struct_before_running)
+{
+    reset_counters();
+    mvx_runtime *rt = new_runtime(1);
+    int out;
+    mvx_failure f = {.size = 1};
+    ck_assert_int_eq(mvx_block_on(rt, &failer_vt, NULL, &out, sizeof out, &f), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "failure->size"));
+    int drops = atomic_load(&g_drops);
+    ck_assert_int_eq(drops, 0);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* strdup fails on a thread while this is set: the library's copy of a failure message. The
+ * executable's definition takes the place of libc's for the shared library too. */
+static _Thread_local int g_fail_strdup;
+char *strdup(const char *s)
+{
+    if (g_fail_strdup)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    return p ? memcpy(p, s, n) : NULL;
+}
+
+struct fail_twice {
+    int first, second;
+};
+static int fail_twice_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct fail_twice *ft = state;
+    ft->first = mvx_context_fail(cx, 1, "first", NULL, NULL);
+    g_fail_strdup = 1;
+    int payload = 0;
+    ft->second = mvx_context_fail(cx, 2, "second", &payload, null_counting_drop);
+    g_fail_strdup = 0;
+    return MVX_POLL_FAILED;
+}
+static const mvx_task_vtable fail_twice_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = fail_twice_poll,
+};
+
+/* Out of memory copying the message: MVX_ENOMEM with nothing changed (the first description
+ * stands, the new payload stays the caller's). */
+START_TEST(context_fail_reports_enomem_and_changes_nothing)
+{
+    atomic_store(&g_null_payload_drops, 0);
+    mvx_runtime *rt = new_runtime(1);
+    struct fail_twice ft = {-100, -100};
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &fail_twice_vt, &ft, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), MVX_EFAILED);
+    ck_assert_int_eq(ft.first, 0);
+    ck_assert_int_eq(ft.second, MVX_ENOMEM);
+    mvx_failure f = {.size = sizeof f};
+    ck_assert_int_eq(mvx_join_take(jh, NULL, 0, &f), MVX_EFAILED);
+    ck_assert_int_eq(f.code, 1);
+    ck_assert_str_eq(f.message, "first");
+    ck_assert_ptr_null(f.payload);
+    mvx_failure_clear(&f);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
+/* Waker vtables are validated where a waker enters the library: MVX_EINVAL, never a crash. */
+static const mvx_waker_vtable bad_waker_vts[] = {
+    {sizeof(mvx_waker_vtable), NULL, fw_wake, fw_wake_by_ref, fw_drop},
+    {sizeof(mvx_waker_vtable), fw_clone, NULL, fw_wake_by_ref, fw_drop},
+    {sizeof(mvx_waker_vtable), fw_clone, fw_wake, NULL, fw_drop},
+    {sizeof(mvx_waker_vtable), fw_clone, fw_wake, fw_wake_by_ref, NULL},
+    {0, fw_clone, fw_wake, fw_wake_by_ref, fw_drop},
+    {sizeof(mvx_waker_vtable) - 1, fw_clone, fw_wake, fw_wake_by_ref, fw_drop},
+};
+
+START_TEST(bad_waker_vtables_are_einval)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct mailbox m;
+    mailbox_init(&m);
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &mailbox_vt, &m, &jh), 0);
+    struct flag_waker *fw = flag_waker_new();
+    for (size_t i = 0; i < sizeof bad_waker_vts / sizeof bad_waker_vts[0]; i++) {
+        mvx_waker w = {&bad_waker_vts[i], fw}, out = {NULL, NULL};
+        ck_assert_int_eq(mvx_waker_clone(&w, &out), MVX_EINVAL);
+        ck_assert_ptr_nonnull(strstr(mvx_last_error(), "mvx_waker_clone"));
+        ck_assert_ptr_null(out.vtable);
+        ck_assert_int_eq(mvx_join_poll(jh, &w), MVX_EINVAL);
+        mvx_local_set *set = NULL;
+        ck_assert_int_eq(mvx_local_set_new(rt, &w, &set), MVX_EINVAL);
+        ck_assert_ptr_null(set);
+        ck_assert_int_eq(atomic_load(&fw->refs), 1); /* never cloned */
+    }
+    mvx_join_abort(jh);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), MVX_ECANCELLED);
+    mvx_join_release(jh);
+    flag_waker_put(fw);
+    mailbox_fini(&m);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
 static Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -450,6 +625,10 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, invalid_poll_results_become_failures);
     tcase_add_test(tc, spawn_reports_enomem_when_memory_runs_out);
     tcase_add_test(tc, runtime_new_reports_esystem_when_a_thread_cannot_start);
+    tcase_add_test(tc, payload_drop_is_never_called_for_a_null_payload);
+    tcase_add_test(tc, block_on_rejects_a_small_failure_struct_before_running);
+    tcase_add_test(tc, context_fail_reports_enomem_and_changes_nothing);
+    tcase_add_test(tc, bad_waker_vtables_are_einval);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -175,7 +175,8 @@ END_TEST
 
 /* ---- wake storms ---- */
 
-enum { STORM_THREADS = 4, STORM_WAKERS = 64, STORM_ROUNDS = 20000 };
+enum { STORM_THREADS = 4, STORM_WAKERS = 64 };
+#define STORM_ROUNDS scaled(20000)
 
 struct storm {
     mvx_notifier *n;

@@ -262,6 +262,29 @@ START_TEST(only_the_owner_drives_or_frees_the_set)
 }
 END_TEST
 
+/* Waiting, while driving one set, for a task of another set of the same owner would wait
+ * forever (the owner is busy here): MVX_EDEADLK, as mvx_join_wait answers. */
+START_TEST(run_until_a_task_of_another_set_of_this_thread_is_edeadlk)
+{
+    mvx_local_set *other;
+    ck_assert_int_eq(mvx_local_set_new(rt, NULL, &other), 0);
+    struct mailbox m;
+    mailbox_init(&m);
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_local_spawn(other, &mailbox_vt, &m, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * MS), MVX_EDEADLK);
+    ck_assert_int_eq(mvx_local_set_run_until(set, jh, 50 * MS), MVX_EDEADLK);
+    ck_assert_int_eq(mvx_local_set_run_until(set, jh, MVX_TIMEOUT_INFINITE), MVX_EDEADLK);
+    ck_assert_int_eq(mvx_local_set_run_until(set, jh, 0), MVX_ETIMEDOUT);
+    ck_assert_int_eq(atomic_load(&m.polls), 0);
+    mailbox_deliver(&m);
+    ck_assert_int_eq(mvx_local_set_run_until(other, jh, 10 * SEC), 0);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_local_set_free(other), 0);
+    mailbox_fini(&m);
+}
+END_TEST
+
 START_TEST(free_cancels_queued_and_idle_tasks_and_wakes_waiters)
 {
     mvx_join_handle *queued, *idle;
@@ -360,6 +383,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, run_until_drives_the_set_while_waiting_for_a_runtime_task);
     tcase_add_test(tc, notify_waker_fires_when_a_task_becomes_ready);
     tcase_add_test(tc, only_the_owner_drives_or_frees_the_set);
+    tcase_add_test(tc, run_until_a_task_of_another_set_of_this_thread_is_edeadlk);
     tcase_add_test(tc, free_cancels_queued_and_idle_tasks_and_wakes_waiters);
     tcase_add_test(tc, spawn_after_shutdown_is_eshutdown);
     tcase_add_test(tc, remote_wakes_while_the_owner_drives_lose_nothing);

@@ -45,7 +45,8 @@ END_TEST
 
 /* ---- many producers, consumers taking turns through the try-lock ---- */
 
-enum { PRODUCERS = 3, PER_PRODUCER = 200000 };
+enum { PRODUCERS = 3 };
+#define PER_PRODUCER scaled(200000)
 
 struct inject_run {
     struct mvx__inject *q;
@@ -127,7 +128,8 @@ END_TEST
 
 /* ---- the deque: owner push/pop against stealers ---- */
 
-enum { DEQUE_TASKS = 400000, STEALERS = 2 };
+enum { STEALERS = 2 };
+#define DEQUE_TASKS scaled(400000)
 
 struct deque_run {
     struct mvx__deque *q;

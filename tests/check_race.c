@@ -125,19 +125,19 @@ static void duel(int what, int n)
 
 START_TEST(abort_racing_completion_has_exactly_one_outcome)
 {
-    duel(0, 3000);
+    duel(0, scaled(3000));
 }
 END_TEST
 
 START_TEST(release_racing_completion_drops_the_output_once)
 {
-    duel(1, 3000);
+    duel(1, scaled(3000));
 }
 END_TEST
 
 START_TEST(abort_and_release_racing_completion)
 {
-    duel(2, 3000);
+    duel(2, scaled(3000));
 }
 END_TEST
 
@@ -163,7 +163,7 @@ static void *mob_thread(void *arg)
 
 START_TEST(wakes_and_aborts_from_many_threads_cancel_once)
 {
-    for (int round = 0; round < 200; round++) {
+    for (int round = 0; round < scaled(200); round++) {
         reset_counters();
         struct mailbox m;
         mailbox_init(&m);
@@ -201,7 +201,7 @@ static void *wait_thread(void *arg)
 
 START_TEST(blocking_wait_racing_completion_always_returns)
 {
-    for (int round = 0; round < 2000; round++) {
+    for (int round = 0; round < scaled(2000); round++) {
         reset_counters();
         struct mailbox m;
         mailbox_init(&m);
@@ -255,7 +255,8 @@ static const mvx_task_vtable ring_vt = {
 
 START_TEST(a_token_passed_around_a_ring_of_tasks_is_never_lost)
 {
-    enum { N = 8, HOPS = 20000 };
+    enum { N = 8 };
+    const int HOPS = scaled(20000);
     struct ring_node nodes[N];
     atomic_int hops = 0;
     mvx_join_handle *jh[N];
@@ -297,7 +298,7 @@ static void *spawn_and_join(void *arg)
 {
     struct spawner_arg *a = arg;
     pthread_barrier_wait(a->barrier);
-    for (int i = 0; i < 5000 && !atomic_load(a->stuck); i++) {
+    for (int i = 0; i < scaled(5000) && !atomic_load(a->stuck); i++) {
         struct yielder y = {i % 2, i};
         mvx_join_handle *jh;
         ck_assert_int_eq(mvx_spawn(rt, &yielder_vt, &y, &jh), 0);
@@ -313,7 +314,7 @@ static void *spawn_and_join(void *arg)
 START_TEST(tasks_spawned_from_many_threads_are_never_stranded)
 {
     atomic_int stuck = 0;
-    for (int round = 0; round < 100 && !atomic_load(&stuck); round++) {
+    for (int round = 0; round < scaled(100) && !atomic_load(&stuck); round++) {
         enum { N = 4 };
         pthread_barrier_t barrier;
         pthread_barrier_init(&barrier, NULL, N);
@@ -364,7 +365,7 @@ static void *shutdown_in_background(void *r)
 
 START_TEST(frees_racing_a_worker_closing_its_heap_keep_the_runtime_alive)
 {
-    for (int round = 0; round < 300; round++) {
+    for (int round = 0; round < scaled(300); round++) {
         mvx_runtime_config cfg;
         mvx_runtime_config_init(&cfg, sizeof cfg);
         cfg.worker_threads = 1;

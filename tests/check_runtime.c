@@ -215,13 +215,15 @@ END_TEST
 /* block_on's task spawns onto the workers and awaits all of them. */
 struct fan_out {
     mvx_join_handle *children[64];
+    bool spawned;
     int next;
     int sum;
 };
 static int fan_out_poll(void *state, mvx_context *cx, void *output)
 {
     struct fan_out *f = state;
-    if (f->next == 0) {
+    if (!f->spawned) { /* once: this poll runs again whenever a child it awaits finishes */
+        f->spawned = true;
         for (int i = 0; i < 64; i++) {
             struct yielder y = {i % 4, i};
             mvx_spawn(mvx_runtime_current(), &yielder_vt, &y, &f->children[i]);
@@ -257,6 +259,8 @@ START_TEST(block_on_awaits_tasks_running_on_the_workers)
     ck_assert_int_eq(mvx_block_on(rt, &fan_out_vt, &f, &out, sizeof out, NULL), 0);
     ck_assert_int_eq(out, 63 * 64 / 2);
     mvx_runtime_release(rt);
+    int drops = atomic_load(&g_drops);
+    ck_assert_int_eq(drops, 64); /* the children, each spawned once */
 }
 END_TEST
 
@@ -392,7 +396,7 @@ static void *storm_thread(void *arg)
 {
     struct storm *s = arg;
     pthread_barrier_wait(s->barrier);
-    for (int i = 0; i < 20000; i++)
+    for (int i = 0; i < scaled(20000); i++)
         mailbox_wake_only(s->m);
     return NULL;
 }
@@ -419,7 +423,7 @@ START_TEST(wake_storm_from_many_threads_loses_nothing)
         ck_assert_int_lt(waited, 5 * SEC); /* woken at least once */
         usleep(1000);
     }
-    ck_assert_int_le(atomic_load(&m.polls), 1 + N * 20000); /* never more than the wakes */
+    ck_assert_int_le(atomic_load(&m.polls), 1 + N * scaled(20000)); /* never more than the wakes */
     mailbox_deliver(&m);
     ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
     ck_assert_int_eq(atomic_load(&g_drops), 1);
@@ -438,7 +442,7 @@ static void *spawn_thread(void *arg)
 {
     struct spawn_thread_arg *a = arg;
     pthread_barrier_wait(a->barrier);
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < scaled(5000); i++) {
         struct yielder y = {i % 2, i};
         mvx_join_handle *jh;
         ck_assert_int_eq(mvx_spawn(a->rt, &yielder_vt, &y, &jh), 0);
@@ -465,9 +469,9 @@ START_TEST(spawns_from_many_threads_all_complete)
         pthread_create(&th[i], NULL, spawn_thread, &a);
     for (int i = 0; i < N; i++)
         pthread_join(th[i], NULL);
-    wait_until_int(&g_drops, N * 5000, 10 * SEC);
+    wait_until_int(&g_drops, N * scaled(5000), 10 * SEC);
     ck_assert_int_eq(mvx_runtime_shutdown(rt, 5 * SEC), 0);
-    ck_assert_int_eq(atomic_load(&g_drops), N * 5000);
+    ck_assert_int_eq(atomic_load(&g_drops), N * scaled(5000));
     pthread_barrier_destroy(&barrier);
     mvx_runtime_release(rt);
 }
@@ -493,7 +497,7 @@ END_TEST
 
 START_TEST(shutdown_cancels_100k_pending_tasks_once_each)
 {
-    enum { N = 100000 };
+    const int N = scaled(100000);
     mvx_runtime *rt = new_runtime(2);
     mvx_join_handle **jh = malloc(N * sizeof *jh);
     struct mailbox m;
@@ -675,6 +679,54 @@ START_TEST(spawns_racing_shutdown_are_run_or_cancelled_never_lost)
 }
 END_TEST
 
+/* Spawns B, then C (C takes the LIFO slot, B goes to the queue), then blocks at the gate. */
+struct lifo_parent {
+    struct gate g;
+    mvx_join_handle *b, *c;
+};
+static int lifo_parent_poll(void *state, mvx_context *cx, void *output)
+{
+    struct lifo_parent *p = state;
+    if (atomic_load(&p->g.entered) == 0) {
+        struct yielder y = {0, 1};
+        ck_assert_int_eq(mvx_spawn(mvx_runtime_current(), &yielder_vt, &y, &p->b), 0);
+        ck_assert_int_eq(mvx_spawn(mvx_runtime_current(), &yielder_vt, &y, &p->c), 0);
+    }
+    return gate_poll(&p->g, cx, output);
+}
+static const mvx_task_vtable lifo_parent_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = lifo_parent_poll,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
+};
+
+/* Shutdown cancels every task that is not running, the one in a busy worker's LIFO slot too:
+ * only the parent, stuck in its poll, is left. */
+START_TEST(shutdown_cancels_the_task_in_a_busy_workers_lifo_slot)
+{
+    mvx_runtime *rt = new_runtime(1);
+    struct lifo_parent p = {0};
+    atomic_store(&p.g.result, MVX_POLL_READY);
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &lifo_parent_vt, &p, &jh), 0);
+    gate_wait_entered(&p.g, 1);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 200 * MS), 1);
+    ck_assert_int_eq(mvx_join_try(p.b), MVX_ECANCELLED);
+    ck_assert_int_eq(mvx_join_try(p.c), MVX_ECANCELLED);
+    int drops = atomic_load(&g_drops), polls = atomic_load(&g_polls);
+    ck_assert_int_eq(drops, 2);
+    ck_assert_int_eq(polls, 1); /* only the parent's */
+    atomic_store(&p.g.open, 1);
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, 10 * SEC), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 0), 0);
+    mvx_join_release(p.b);
+    mvx_join_release(p.c);
+    mvx_join_release(jh);
+    mvx_runtime_release(rt);
+}
+END_TEST
+
 START_TEST(release_without_shutdown_shuts_down)
 {
     mvx_runtime *rt = new_runtime(2);
@@ -717,6 +769,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, release_after_a_timed_out_shutdown_does_not_wait);
     tcase_add_test(tc, waiters_blocked_in_join_wait_are_woken_by_shutdown);
     tcase_add_test(tc, spawns_racing_shutdown_are_run_or_cancelled_never_lost);
+    tcase_add_test(tc, shutdown_cancels_the_task_in_a_busy_workers_lifo_slot);
     tcase_add_test(tc, release_without_shutdown_shuts_down);
     suite_add_tcase(s, tc);
     return s;

@@ -405,12 +405,16 @@ static void *driver_main(void *arg)
     return NULL;
 }
 
-START_TEST(millions_of_interleavings_drop_everything_exactly_once)
+static int stress_seconds(void)
 {
     const char *env = getenv("MVX_STRESS_SECONDS");
     int seconds = env ? atoi(env) : 20;
-    if (seconds <= 0)
-        seconds = 20;
+    return seconds > 0 ? seconds : 20;
+}
+
+START_TEST(millions_of_interleavings_drop_everything_exactly_once)
+{
+    int seconds = stress_seconds();
     mvx_runtime *rt = new_runtime(2);
     enum { N = 4 };
     pthread_t th[N];
@@ -456,7 +460,7 @@ static Suite *stress_suite(void)
 {
     Suite *s = suite_create("stress");
     TCase *tc = tcase_create("stress");
-    tcase_set_timeout(tc, 600);
+    tcase_set_timeout(tc, 600 + stress_seconds()); /* long soaks (make soak) included */
     tcase_add_test(tc, millions_of_interleavings_drop_everything_exactly_once);
     suite_add_tcase(s, tc);
     return s;

@@ -622,6 +622,55 @@ START_TEST(task_spawned_by_a_task_runs_next_from_the_lifo_slot)
 }
 END_TEST
 
+/* ---- a poll that drops its own state (a binding unwinding a panic through it) ---- */
+struct self_dropper {
+    int result; /* what poll returns after dropping its state */
+    int forget; /* mvx_context_forget_state's result */
+};
+static int self_dropper_poll(void *state, mvx_context *cx, void *output)
+{
+    struct self_dropper *sd = *(struct self_dropper **)state;
+    (void)output;
+    count_drop(state); /* the state is dropped here, inside the poll */
+    sd->forget = mvx_context_forget_state(cx);
+    return sd->result;
+}
+static const mvx_task_vtable self_dropper_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = self_dropper_poll,
+    .drop = count_drop,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+};
+
+/* After mvx_context_forget_state the runtime never calls drop: the state is dropped once. On a
+ * pending return the task fails (it could never be polled again). */
+START_TEST(a_poll_that_forgets_its_state_is_not_dropped_again)
+{
+    int results[] = {MVX_POLL_FAILED, MVX_POLL_READY, MVX_POLL_PENDING};
+    int outcomes[] = {MVX_EFAILED, 0, MVX_EFAILED};
+    for (int i = 0; i < 3; i++) {
+        reset_counters();
+        struct self_dropper sd = {results[i], -100}, *p = &sd;
+        mvx_join_handle *jh;
+        ck_assert_int_eq(mvx_spawn(fx.rt, &self_dropper_vt, &p, &jh), 0);
+        ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), outcomes[i]);
+        ck_assert_int_eq(sd.forget, 0);
+        if (results[i] == MVX_POLL_PENDING) {
+            mvx_failure f = {.size = sizeof f};
+            ck_assert_int_eq(mvx_join_take(jh, NULL, 0, &f), MVX_EFAILED);
+            ck_assert_int_eq(f.code, MVX_EINVAL);
+            ck_assert_ptr_nonnull(strstr(f.message, "mvx_context_forget_state"));
+            mvx_failure_clear(&f);
+        }
+        mvx_join_release(jh);
+        int drops = atomic_load(&g_drops);
+        ck_assert_int_eq(drops, 1);
+    }
+    ck_assert_int_eq(mvx_context_forget_state(NULL), MVX_EINVAL);
+}
+END_TEST
+
 static Suite *task_suite(void)
 {
     Suite *s = suite_create("task");
@@ -651,6 +700,7 @@ static Suite *task_suite(void)
     tcase_add_test(tc, join_waker_registration_racing_completion_never_loses_the_wake);
     tcase_add_test(tc, yield_goes_to_the_back_of_the_queue);
     tcase_add_test(tc, task_spawned_by_a_task_runs_next_from_the_lifo_slot);
+    tcase_add_test(tc, a_poll_that_forgets_its_state_is_not_dropped_again);
     suite_add_tcase(s, tc);
     return s;
 }

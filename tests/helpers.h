@@ -25,6 +25,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* The round counts of the long tests, divided by MVX_TEST_SCALE (default 1, or 20 under
+ * valgrind, which runs one thread at a time and 20-50 times slower). Never below 1. */
+static int scaled(int n)
+{
+    static int div;
+    if (!div) {
+        const char *e = getenv("MVX_TEST_SCALE");
+        div = e && atoi(e) > 0 ? atoi(e) : RUNNING_ON_VALGRIND ? 20 : 1;
+    }
+    return n / div > 0 ? n / div : 1;
+}
+
 #define SEC ((int64_t)1000000000)
 #define MS  ((int64_t)1000000)
 

@@ -217,6 +217,8 @@ extern "C" {
         payload_drop: Option<unsafe extern "C" fn(payload: *mut c_void)>,
     ) -> c_int;
     pub fn mvx_failure_clear(failure: *mut mvx_failure);
+    /// 1.1: the poll dropped the task's state itself; the library will not call `drop`.
+    pub fn mvx_context_forget_state(cx: *mut mvx_context) -> c_int;
 
     // runtime
     pub fn mvx_runtime_config_init(config: *mut mvx_runtime_config, config_size: usize) -> c_int;

@@ -25,30 +25,71 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 /// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 /// ```
 ///
-/// `JoinError` is `Send` but not `Sync`: the public payload may be any `Send` value, which a
-/// shared reference could reach (`downcast_ref`) from several threads. Where an error must be
-/// `Send + Sync` (`Box<dyn Error + Send + Sync>`, `anyhow`), convert it with
-/// `std::io::Error::from(err)`, which keeps the panic message.
-pub enum JoinError {
-    /// The task was aborted ([`JoinHandle::abort`](crate::JoinHandle::abort)) or cancelled
-    /// because its runtime shut down before it completed.
+/// Either the task was cancelled ([`is_cancelled`](Self::is_cancelled): aborted with
+/// [`JoinHandle::abort`](crate::JoinHandle::abort), or its runtime shut down before it
+/// completed), or it panicked ([`is_panic`](Self::is_panic)). A panic's payload is the value the
+/// panic was started with (a `&'static str` or a `String` for `panic!` with a message, anything
+/// for `std::panic::panic_any`), moved out with [`into_panic`](Self::into_panic); pass it to
+/// `std::panic::resume_unwind` to propagate the panic. A failure reported by C code through
+/// `mvx_context_fail` without a Rust payload carries its message as a `String`.
+///
+/// `JoinError` is `Send + Sync`, as in tokio, so `handle.await?` converts into
+/// `Box<dyn Error + Send + Sync>` (and `anyhow::Error`): the payload, which need only be `Send`,
+/// is never reachable through a shared reference (only moved out by value), so sharing the
+/// error between threads cannot share the payload.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
     Cancelled,
-    /// The task panicked. The payload is the value the panic was started with (a `&'static str`
-    /// or a `String` for `panic!` with a message, anything for `std::panic::panic_any`); pass it
-    /// to `std::panic::resume_unwind` to propagate the panic. A failure reported by C code
-    /// through `mvx_context_fail` without a Rust payload carries its message as a `String`.
-    Panic(Payload),
+    Panic(SyncWrapper),
+}
+
+/// A payload reachable only by value, or through `&` as a type that is itself `Sync`.
+struct SyncWrapper(Payload);
+
+// SAFETY: no `&SyncWrapper` method gives access to the payload except downcast_ref_sync, whose
+// result type is `Sync`; everything else takes the wrapper by value. A `&JoinError` shared
+// between threads therefore never lets two threads reach a non-Sync value (tokio's argument for
+// its SyncWrapper).
+unsafe impl Sync for SyncWrapper {}
+
+impl SyncWrapper {
+    fn downcast_ref_sync<T: std::any::Any + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+    /// The message of a `panic!` with one (`&'static str` and `String` are both `Sync`).
+    fn message(&self) -> Option<&str> {
+        if let Some(s) = self.downcast_ref_sync::<&'static str>() {
+            Some(s)
+        } else {
+            self.downcast_ref_sync::<String>().map(String::as_str)
+        }
+    }
 }
 
 impl JoinError {
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Payload) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(SyncWrapper(payload)),
+        }
+    }
+
     /// True if the task was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, JoinError::Cancelled)
+        matches!(self.repr, Repr::Cancelled)
     }
 
     /// True if the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self, JoinError::Panic(_))
+        matches!(self.repr, Repr::Panic(_))
     }
 
     /// The panic payload.
@@ -63,9 +104,9 @@ impl JoinError {
 
     /// The panic payload, or the error itself if it is not a panic.
     pub fn try_into_panic(self) -> Result<Payload, JoinError> {
-        match self {
-            JoinError::Panic(p) => Ok(p),
-            e => Err(e),
+        match self.repr {
+            Repr::Panic(p) => Ok(p.0),
+            repr => Err(JoinError { repr }),
         }
     }
 }
@@ -81,18 +122,18 @@ pub(crate) fn payload_message(p: &(dyn Any + Send)) -> Option<&str> {
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            JoinError::Cancelled => "task was cancelled",
-            JoinError::Panic(_) => "task panicked",
+        f.write_str(match self.repr {
+            Repr::Cancelled => "task was cancelled",
+            Repr::Panic(_) => "task panicked",
         })
     }
 }
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Cancelled => f.write_str("JoinError::Cancelled"),
-            JoinError::Panic(p) => match payload_message(&**p) {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic(p) => match p.message() {
                 Some(msg) => write!(f, "JoinError::Panic({msg:?})"),
                 None => f.write_str("JoinError::Panic(..)"),
             },
@@ -104,9 +145,9 @@ impl std::error::Error for JoinError {}
 
 impl From<JoinError> for io::Error {
     fn from(e: JoinError) -> io::Error {
-        let msg = match &e {
-            JoinError::Cancelled => "task was cancelled".to_owned(),
-            JoinError::Panic(p) => match payload_message(&**p) {
+        let msg = match &e.repr {
+            Repr::Cancelled => "task was cancelled".to_owned(),
+            Repr::Panic(p) => match p.message() {
                 Some(m) => format!("task panicked: {m}"),
                 None => "task panicked".to_owned(),
             },

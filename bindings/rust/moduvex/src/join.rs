@@ -97,7 +97,8 @@ impl<T> JoinHandle<T> {
     /// Requests cancellation of the task. A task that is not running is dropped by a worker soon
     /// after; a running one right after its current poll returns pending; one that completes
     /// first keeps its output (awaiting the handle then gives `Ok`). Awaiting the handle of a
-    /// cancelled task gives `Err(JoinError::Cancelled)`. Repeated calls are harmless.
+    /// cancelled task gives an `Err(JoinError)` whose `is_cancelled()` is true. Repeated calls are
+    /// harmless.
     ///
     /// A `spawn_blocking` closure that already started cannot be stopped: it runs to the end, its
     /// output is dropped and the handle reports `Cancelled`.
@@ -170,7 +171,7 @@ impl<T> JoinHandle<T> {
                 // SAFETY: mvx_join_take copied the output's bytes into ptr and gave us ownership.
                 Ok(unsafe { Output::<T>::read(ptr) })
             }
-            sys::MVX_ECANCELLED => Err(JoinError::Cancelled),
+            sys::MVX_ECANCELLED => Err(JoinError::cancelled()),
             sys::MVX_EFAILED => {
                 let mut failure = empty_failure();
                 // SAFETY: the task failed; failure has its size set.
@@ -183,7 +184,7 @@ impl<T> JoinHandle<T> {
                     "mvx_join_take of a failed task returned {r}"
                 );
                 // SAFETY: failure was filled by mvx_join_take.
-                Err(JoinError::Panic(unsafe { take_panic(&mut failure) }))
+                Err(JoinError::panic(unsafe { take_panic(&mut failure) }))
             }
             other => panic!("mvx_join_poll returned {other}: {}", crate::last_error()),
         };
@@ -211,7 +212,7 @@ impl<T> Future for JoinHandle<T> {
             Inner::Live(raw) => raw,
             Inner::Refused => {
                 this.raw = None;
-                return Poll::Ready(Err(JoinError::Cancelled));
+                return Poll::Ready(Err(JoinError::cancelled()));
             }
             Inner::Done => panic!("JoinHandle polled after completion"),
         };

@@ -14,7 +14,9 @@
 //!
 //! let failed = rt.spawn(async { panic!("boom") });
 //! match rt.block_on(failed) {
-//!     Err(JoinError::Panic(p)) => assert_eq!(*p.downcast::<&str>().unwrap(), "boom"),
+//!     Err(e) if e.is_panic() => {
+//!         assert_eq!(*e.into_panic().downcast::<&str>().unwrap(), "boom")
+//!     }
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! ```
@@ -24,7 +26,7 @@
 //! future into the task's single allocation (header, future, output), which is a Rust move, and
 //! the library polls it there on a worker thread. The poll wraps `Future::poll` in
 //! `catch_unwind`: a panic becomes the library's task failure (`mvx_context_fail`) carrying the
-//! boxed payload, and the [`JoinHandle`] turns it back into [`JoinError::Panic`] with the
+//! boxed payload, and the [`JoinHandle`] turns it back into a panic [`JoinError`] with the
 //! original payload. No unwind ever crosses into C.
 //!
 //! The task's waker becomes a `std::task::Waker` without allocating (its data is the task

@@ -20,7 +20,7 @@ use crate::task::{Output, Prepared, Task};
 /// for blocking work. Created with [`Runtime::new`] or [`Runtime::builder`].
 ///
 /// Dropping it shuts it down: spawning is refused from then on (the new handle resolves to
-/// `Err(JoinError::Cancelled)`), every task that is not running is cancelled (its future dropped,
+/// a cancelled `JoinError`), every task that is not running is cancelled (its future dropped,
 /// exactly once), the drop waits for the polls and blocking closures still running, and the
 /// futures of those polls are dropped as soon as they return pending. Join handles may outlive
 /// the runtime: they then resolve to their task's output, panic or cancellation.
@@ -188,7 +188,7 @@ impl Runtime {
     /// task itself (boxed only when larger than about 16 kB or aligned above 16).
     ///
     /// If the runtime is shut down, the future is dropped at once and the handle resolves to
-    /// `Err(JoinError::Cancelled)`.
+    /// a cancelled `JoinError`.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -200,7 +200,7 @@ impl Runtime {
 
     /// Runs `f` on the blocking pool, threads apart from the workers, for code that blocks (file
     /// I/O, locks, long computations), and returns its handle. A panic in `f` reaches the handle
-    /// as `JoinError::Panic`. Aborting the handle cancels `f` if it has not started yet.
+    /// as a panic `JoinError`. Aborting the handle cancels `f` if it has not started yet.
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

@@ -144,21 +144,33 @@ impl<F: Future> Task<F> {
     };
 
     /// The poll callback. Every panic of `Future::poll` is caught here and reported with
-    /// `mvx_context_fail`; nothing unwinds into the library.
+    /// `mvx_context_fail`; nothing unwinds into the library. A future whose poll panics is
+    /// dropped during that unwind, as in tokio (its destructors see `std::thread::panicking()`,
+    /// so unwind-only cleanup runs), and the library is told the state is gone.
     unsafe extern "C" fn poll(
         state: *mut c_void,
         cx: *mut sys::mvx_context,
         out: *mut c_void,
     ) -> c_int {
-        // SAFETY: state points at the task's F (inline copy or box), which the library never
-        // moves and drops only through our drop callback: it is pinned. The library never polls
-        // a task concurrently with itself, so this &mut is unique.
-        let fut = unsafe { Pin::new_unchecked(&mut *(state as *mut F)) };
         // SAFETY: cx is this poll's context; the waker is only lent for this call.
         let waker = unsafe { waker::context_waker(cx) };
         let mut context = Context::from_waker(&waker);
-        // AssertUnwindSafe: after a panic the future is never polled again, only dropped.
-        match panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut context))) {
+        let on_unwind = DropOnUnwind::<F> {
+            state,
+            cx,
+            _f: PhantomData,
+        };
+        // AssertUnwindSafe: after a panic the future is gone (dropped by on_unwind).
+        let polled = panic::catch_unwind(AssertUnwindSafe(move || {
+            // SAFETY: state points at the task's F (inline copy or box), which the library never
+            // moves and drops only through our drop callback (or on_unwind): it is pinned. The
+            // library never polls a task concurrently with itself, so this &mut is unique.
+            let fut = unsafe { Pin::new_unchecked(&mut *(state as *mut F)) };
+            let r = fut.poll(&mut context);
+            std::mem::forget(on_unwind);
+            r
+        }));
+        match polled {
             Ok(Poll::Pending) => sys::MVX_POLL_PENDING,
             Ok(Poll::Ready(value)) => {
                 // SAFETY: out is this task's empty output slot with the vtable's layout.
@@ -169,6 +181,22 @@ impl<F: Future> Task<F> {
                 // SAFETY: cx is this poll's context.
                 unsafe { report_panic(cx, payload) };
                 sys::MVX_POLL_FAILED
+            }
+        }
+    }
+
+    /// Drops the future without catching a panic: for the unwinding path, where a second panic
+    /// aborts anyway (as in tokio).
+    ///
+    /// # Safety
+    /// `state` is the task's live future, which nothing uses or drops afterwards.
+    unsafe fn drop_future(state: *mut c_void) {
+        // SAFETY: (both arms) as drop_inline / drop_boxed.
+        unsafe {
+            if Self::INLINE {
+                ptr::drop_in_place(state as *mut F)
+            } else {
+                drop(Box::from_raw(state as *mut F))
             }
         }
     }
@@ -185,6 +213,25 @@ impl<F: Future> Task<F> {
     unsafe extern "C" fn drop_boxed(state: *mut c_void) {
         // SAFETY: state is the Box<F> pointer that spawn gave the library, dropped once.
         guard(|| drop(unsafe { Box::from_raw(state as *mut F) }))
+    }
+}
+
+/// Armed around `Future::poll`: dropped only if the poll unwinds, it drops the future then, and
+/// tells the library (`mvx_context_forget_state`) not to call the drop callback for it.
+struct DropOnUnwind<F: Future> {
+    state: *mut c_void,
+    cx: *mut sys::mvx_context,
+    _f: PhantomData<F>,
+}
+
+impl<F: Future> Drop for DropOnUnwind<F> {
+    fn drop(&mut self) {
+        // SAFETY: cx is the context of the poll that is unwinding; the state is the task's live
+        // future, which the library will not drop now and which is never polled again.
+        unsafe {
+            sys::mvx_context_forget_state(self.cx);
+            Task::<F>::drop_future(self.state);
+        }
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::{mpsc, Arc};
 
 use common::*;
 use futures::executor::block_on;
-use moduvex::JoinError;
 
 #[test]
 fn abort_of_an_idle_task_drops_its_future() {
@@ -23,7 +22,7 @@ fn abort_of_an_idle_task_drops_its_future() {
     h.abort();
     drops.wait_for(1);
     assert!(h.is_finished());
-    assert!(matches!(block_on(h), Err(JoinError::Cancelled)));
+    assert!(block_on(h).is_err_and(|e| e.is_cancelled()));
     assert_eq!(
         polls.load(Ordering::SeqCst),
         1,
@@ -54,7 +53,7 @@ fn abort_of_a_scheduled_task_drops_it_unpolled() {
         "the only worker is busy: nobody can have dropped it yet"
     );
     release_tx.send(()).unwrap();
-    assert!(matches!(block_on(queued), Err(JoinError::Cancelled)));
+    assert!(block_on(queued).is_err_and(|e| e.is_cancelled()));
     assert_eq!(
         polls.load(Ordering::SeqCst),
         0,
@@ -85,7 +84,7 @@ fn abort_of_a_running_task_cancels_it_after_its_poll_returns_pending() {
     running_rx.recv().unwrap();
     h.abort();
     aborted_tx.send(()).unwrap();
-    assert!(matches!(block_on(h), Err(JoinError::Cancelled)));
+    assert!(block_on(h).is_err_and(|e| e.is_cancelled()));
     assert_eq!(polls.load(Ordering::SeqCst), 1);
     assert_eq!(drops.get(), 1);
 }

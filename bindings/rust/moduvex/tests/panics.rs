@@ -7,7 +7,6 @@ use std::sync::{mpsc, Arc};
 
 use common::*;
 use futures::executor::block_on;
-use moduvex::JoinError;
 
 #[test]
 fn panic_payload_str_round_trip() {
@@ -43,7 +42,7 @@ fn panic_any_payload_and_resume_unwind() {
     let rt = rt(2);
     let h = rt.spawn(async { panic::panic_any(Custom(7, "seven")) });
     let payload = match block_on(h) {
-        Err(JoinError::Panic(p)) => p,
+        Err(e) if e.is_panic() => e.into_panic(),
         other => panic!("unexpected {:?}", other.map(|_| ())),
     };
     // resume_unwind re-raises the very payload; catching it again gives it back.
@@ -189,4 +188,52 @@ fn a_payload_whose_destructor_panics_is_dropped_safely_when_nobody_takes_it() {
     polled_tx.send(()).unwrap();
     wait_until(|| dropped.load(Ordering::SeqCst) == 1, "payload drop");
     assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
+}
+
+/// Records, when dropped, whether a panic was unwinding at that moment.
+struct UnwindProbe(Arc<std::sync::Mutex<Vec<bool>>>);
+impl Drop for UnwindProbe {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push(std::thread::panicking());
+    }
+}
+
+/// Panics in its poll; `pad` makes a large one (boxed by the binding) or a small one (inline).
+struct PanicsInPoll<const N: usize> {
+    _probe: UnwindProbe,
+    _pad: [u8; N],
+}
+impl<const N: usize> std::future::Future for PanicsInPoll<N> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        panic!("boom in poll")
+    }
+}
+
+/// As in tokio, a future whose poll panics is dropped while the panic unwinds (cleanup that runs
+/// only then, such as an unwind guard, runs), and only once.
+#[test]
+fn a_future_whose_poll_panics_is_dropped_during_the_unwind() {
+    let rt = rt(2);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let small = PanicsInPoll::<8> {
+        _probe: UnwindProbe(Arc::clone(&seen)),
+        _pad: [0; 8],
+    };
+    let large = PanicsInPoll::<20000> {
+        _probe: UnwindProbe(Arc::clone(&seen)),
+        _pad: [0; 20000],
+    };
+    let e1 = block_on(rt.spawn(small)).unwrap_err();
+    let e2 = block_on(rt.spawn(large)).unwrap_err();
+    assert_eq!(*e1.into_panic().downcast::<&str>().unwrap(), "boom in poll");
+    assert!(e2.is_panic());
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(PanicsInPoll::<8> {
+            _probe: UnwindProbe(Arc::clone(&seen)),
+            _pad: [0; 8],
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(*seen.lock().unwrap(), vec![true, true, true]);
 }

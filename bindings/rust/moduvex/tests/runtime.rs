@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::executor::block_on;
-use moduvex::{JoinError, Runtime};
+use moduvex::Runtime;
 
 #[test]
 fn ten_thousand_tasks_from_outside_and_from_a_task() {
@@ -397,7 +397,6 @@ fn join_handle_polled_after_completion_panics() {
         *again.downcast::<&str>().unwrap(),
         "JoinHandle polled after completion"
     );
-    let _ = JoinError::Cancelled;
 }
 
 #[test]
