@@ -410,6 +410,11 @@ MVX_EXTERN int mvx_join_abort(mvx_join_handle *join);
  * ordered before mvx_join_release as mvx_join_abort is. */
 MVX_EXTERN int mvx_join_is_finished(const mvx_join_handle *join);
 
+/* The size in bytes of the task's output, the output_size that mvx_join_take wants (since 1.1):
+ * for bindings that join a handle made elsewhere (a plugin's task) without knowing its vtable.
+ * 0 for NULL. Any thread. */
+MVX_EXTERN size_t mvx_join_output_size(const mvx_join_handle *join);
+
 /* Releases the handle. An unfinished task keeps running, detached; an output (or failure) never
  * taken is dropped, now or when the task completes. NULL does nothing. */
 MVX_EXTERN void mvx_join_release(mvx_join_handle *join);

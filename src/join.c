@@ -185,6 +185,11 @@ MVX_EXTERN int mvx_join_take(mvx_join_handle *join, void *output, size_t output_
     return 0;
 }
 
+MVX_EXTERN size_t mvx_join_output_size(const mvx_join_handle *join)
+{
+    return join ? task_of(join)->vt->output_size : 0;
+}
+
 MVX_EXTERN void mvx_join_release(mvx_join_handle *join)
 {
     if (!join)

@@ -11,8 +11,8 @@
  *
  * Whoever moves the word first wins; a resolve that finds the task RUNNING or COMPLETE returns
  * MVX_EALREADY, one that finds CANCEL returns MVX_ECANCELLED. A cancellation schedules the task
- * like any idle task, and the promise's scheduler cancels it on the spot (task.c): its state is
- * dropped there, which wakes the producer's cancel waker.
+ * like any idle task, and the promise's scheduler cancels it on the spot (task.c), then wakes the
+ * producer's cancel waker (mvx__promise_cancelled), once the task is CANCELLED.
  *
  * The state, inline in the task, holds the task's own vtable (output size and drop vary per
  * promise, and the vtable must live as long as the task) and the cancel waker under a small
@@ -63,20 +63,32 @@ static int promise_poll(void *state, mvx_context *cx, void *output)
     return MVX_POLL_PENDING;
 }
 
-/* The state is dropped: by the resolver, or by a cancellation, which tells the producer. */
+/* The state is dropped: by the resolver, whose outcome makes the cancel waker useless, or by a
+ * cancellation, which keeps it for mvx__promise_cancelled: woken from here the producer could
+ * look at the task before it is CANCELLED. */
 static void promise_drop(void *state)
 {
     struct promise_state *ps = state;
+    mvx_waker w = {NULL, NULL};
     lock(ps);
-    bool cancelled = !ps->resolving;
-    ps->cancelled = cancelled;
+    if (ps->resolving) {
+        w = ps->on_cancel;
+        ps->on_cancel = (mvx_waker){NULL, NULL};
+    } else {
+        ps->cancelled = true;
+    }
+    unlock(ps);
+    mvx_waker_drop(&w);
+}
+
+void mvx__promise_cancelled(struct mvx__task *t)
+{
+    struct promise_state *ps = mvx__task_state_area(t);
+    lock(ps);
     mvx_waker w = ps->on_cancel;
     ps->on_cancel = (mvx_waker){NULL, NULL};
     unlock(ps);
-    if (cancelled)
-        mvx_waker_wake(&w);
-    else
-        mvx_waker_drop(&w);
+    mvx_waker_wake(&w);
 }
 
 static bool valid_align(size_t a)

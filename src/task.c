@@ -589,8 +589,10 @@ void mvx__schedule(struct mvx__task *t, bool yield)
         return;
     case MVX__SCHED_PROMISE:
         /* A promise runs no code and is never woken: only a cancellation (abort, shutdown, the
-         * last reference) schedules it, and nothing needs a worker for that. */
+         * last reference) schedules it, and nothing needs a worker for that. Every caller of
+         * mvx__schedule holds a reference of its own, so the task outlives the cancel. */
         mvx__task_cancel_popped(t);
+        mvx__promise_cancelled(t);
         return;
     default:
         /* A blocking job is never idle, so never scheduled again: its single poll decides. An

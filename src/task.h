@@ -236,6 +236,8 @@ void mvx__task_complete_claimed(struct mvx__task *t, struct mvx__failure_rec *re
  * (payload untouched). Freed by the task, or by mvx__failure_free. */
 struct mvx__failure_rec *mvx__failure_new(int code, const char *message, void *payload,
                                           void (*payload_drop)(void *));
+/* A promise task was cancelled (it is CANCELLED now): wakes its producer's cancel waker. */
+void mvx__promise_cancelled(struct mvx__task *t);
 /* Frees a record that was never handed to a task, without dropping its payload. */
 void mvx__failure_free_unused(struct mvx__failure_rec *rec);
 /* Cancels a popped task without polling it (shutdown, local set teardown). */

@@ -475,6 +475,8 @@ END_TEST
 /* ---- promises ---- */
 
 static atomic_int g_cancel_wakes;
+static mvx_join_handle *_Atomic g_cancel_watch; /* its outcome is read when the waker fires */
+static atomic_int g_outcome_at_wake;
 static void *cw_clone(void *d)
 {
     return d;
@@ -482,6 +484,9 @@ static void *cw_clone(void *d)
 static void cw_wake(void *d)
 {
     (void)d;
+    mvx_join_handle *jh = atomic_load(&g_cancel_watch);
+    if (jh)
+        atomic_store(&g_outcome_at_wake, mvx_join_try(jh));
     atomic_fetch_add(&g_cancel_wakes, 1);
 }
 static void cw_drop(void *d)
@@ -550,7 +555,12 @@ START_TEST(an_aborted_promise_tells_its_producer_and_refuses_the_output)
     ck_assert_int_eq(mvx_spawn_promise(rt, sizeof(int), 0, count_output_drop, &p, &jh), 0);
     ck_assert_int_eq(mvx_promise_on_cancel(p, &cancel_waker), 0);
     ck_assert_int_eq(mvx_promise_on_cancel(p, &cancel_waker), 0); /* replaces: one wake */
+    atomic_store(&g_outcome_at_wake, 0);
+    atomic_store(&g_cancel_watch, jh);
     ck_assert_int_eq(mvx_join_abort(jh), 0);
+    atomic_store(&g_cancel_watch, NULL);
+    /* the producer, once told, already sees the task cancelled */
+    ck_assert_int_eq(atomic_load(&g_outcome_at_wake), MVX_ECANCELLED);
     ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), MVX_ECANCELLED);
     ck_assert_int_eq(mvx_promise_is_cancelled(p), 1);
     ck_assert_int_eq(atomic_load(&g_cancel_wakes), 1);

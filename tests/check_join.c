@@ -34,6 +34,19 @@ START_TEST(wait_then_take_gives_the_output)
 }
 END_TEST
 
+START_TEST(output_size_is_the_vtables)
+{
+    struct yielder y = {0, 7};
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &yielder_vt, &y, &jh), 0);
+    ck_assert_uint_eq(mvx_join_output_size(jh), yielder_vt.output_size);
+    ck_assert_int_eq(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), 0);
+    ck_assert_uint_eq(mvx_join_output_size(jh), sizeof(int)); /* still readable once finished */
+    mvx_join_release(jh);
+    ck_assert_uint_eq(mvx_join_output_size(NULL), 0);
+}
+END_TEST
+
 START_TEST(wait_times_out_and_succeeds_later)
 {
     struct mailbox m;
@@ -425,6 +438,7 @@ static Suite *join_suite(void)
     tcase_add_test(tc, a_task_awaits_another_tasks_join_handle);
     tcase_add_test(tc, blocking_wait_from_a_worker_is_edeadlk);
     tcase_add_test(tc, handles_outlive_the_runtime);
+    tcase_add_test(tc, output_size_is_the_vtables);
     suite_add_tcase(s, tc);
     return s;
 }

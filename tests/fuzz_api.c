@@ -7,8 +7,8 @@
  * used after its release, local sets are driven on their owner (this thread), no wait is
  * infinite unless the task must finish. Results are checked against the header (the outcome
  * codes each call may return, a take agreeing with try) and, at the end of each input, after
- * everything is released and every runtime shut down with an infinite timeout, the accounting
- * must be exact: every state spawned dropped exactly once, every output written taken or
+ * everything is released, the input's own runtime shut down with an infinite timeout and the
+ * tasks of the runtime kept across inputs woken and settled, the accounting must be exact: every state spawned dropped exactly once, every output written taken or
  * dropped exactly once, every failure payload dropped once, every foreign waker clone given
  * back. LeakSanitizer (libFuzzer's -detect_leaks) checks the rest. A violation aborts, so
  * libFuzzer keeps the input. Built with clang's -fsanitize=fuzzer,address,undefined.
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -200,7 +201,11 @@ static int32_t add_i32(int32_t a, int32_t b)
 }
 static mvx_signature *add_sig;
 
-/* ---- pools ---- */
+/* ---- pools ----
+ * rts[0] is a runtime kept from one input to the next (creating and joining threads for each
+ * input would cost most of the time); rts[1] is created, shut down and released by the ops.
+ * At the end of an input every task of rts[0] finishes by itself (parked ones are woken), and
+ * the accounting is checked once it has settled. */
 #define NRT 2
 #define NH 8
 #define NSET 2
@@ -352,8 +357,8 @@ static void op(struct input *in)
         fprintf(stderr, "\n");
     }
     switch (code % 32) {
-    case 0: { /* runtime new */
-        unsigned i = next(in) % NRT, a = next(in);
+    case 0: { /* runtime new (slot 0 is the persistent runtime) */
+        unsigned i = 1 + next(in) % (NRT - 1), a = next(in);
         if (rts[i])
             return;
         mvx_runtime_config cfg;
@@ -365,7 +370,7 @@ static void op(struct input *in)
         return;
     }
     case 1: { /* shutdown without waiting, or briefly */
-        mvx_runtime *rt = some_rt(in);
+        mvx_runtime *rt = rts[1 + next(in) % (NRT - 1)];
         if (rt) {
             int r = mvx_runtime_shutdown(rt, (next(in) & 1) ? MS : 0);
             CHECK(r >= 0, "shutdown: %d", r);
@@ -373,7 +378,7 @@ static void op(struct input *in)
         return;
     }
     case 2: { /* release (after a complete shutdown, so that its tasks are all accounted) */
-        unsigned i = next(in) % NRT;
+        unsigned i = 1 + next(in) % (NRT - 1);
         if (!rts[i])
             return;
         CHECK(mvx_runtime_shutdown(rts[i], MVX_TIMEOUT_INFINITE) == 0, "shutdown");
@@ -633,6 +638,17 @@ static void op(struct input *in)
     }
 }
 
+/* Whether every task has been accounted for (checked exactly below). */
+static bool settled(void)
+{
+    int n = atomic_load(&next_id);
+    for (int id = 1; id < n && id < MAX_IDS; id++)
+        if (atomic_load(&drops[id]) < atomic_load(&spawned[id]) ||
+            atomic_load(&taken[id]) + atomic_load(&out_drops[id]) < atomic_load(&produced[id]))
+            return false;
+    return atomic_load(&foreign_refs) == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool inited;
@@ -641,6 +657,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         trace = getenv("FUZZ_API_TRACE") != NULL;
         static const char text[] = "i32(i32,i32)";
         CHECK(mvx_signature_parse(text, sizeof text - 1, &add_sig) == 0, "parse");
+        mvx_runtime_config cfg;
+        CHECK(mvx_runtime_config_init(&cfg, sizeof cfg) == 0, "config_init");
+        cfg.worker_threads = 2;
+        cfg.max_blocking_threads = 2;
+        CHECK(mvx_runtime_new(&cfg, &rts[0]) == 0, "mvx_runtime_new");
     }
     atomic_store(&next_id, 1);
     memset(spawned, 0, sizeof spawned);
@@ -671,12 +692,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(mvx_local_set_free(sets[i]) == 0, "local_set_free");
         sets[i] = NULL;
     }
-    for (int i = 0; i < NRT; i++) {
+    for (int i = 1; i < NRT; i++) {
         if (rts[i]) {
             CHECK(mvx_runtime_shutdown(rts[i], MVX_TIMEOUT_INFINITE) == 0, "final shutdown");
             CHECK(mvx_runtime_release(rts[i]) == 0, "final release");
         }
         rts[i] = NULL;
+    }
+    /* rts[0]'s tasks: parked ones complete once woken, unreachable ones are cancelled. */
+    for (int i = 0; i < NPARK; i++)
+        open_park(i);
+    for (int64_t waited = 0; !settled(); waited++) { /* in steps of 100 us */
+        CHECK(waited < 200000, "rts[0] did not settle in 20 s: a task or a wake was lost");
+        usleep(100);
     }
     for (int i = 0; i < NPARK; i++) {
         pthread_mutex_lock(&park_lock);
@@ -690,6 +718,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nots[i] = NULL;
     }
 
+    CHECK(settled(), "accounting changed after settling");
     int n = atomic_load(&next_id);
     for (int id = 1; id < n && id < MAX_IDS; id++) {
         CHECK(drops[id] == spawned[id], "task %d: spawned %d, dropped %d", id, spawned[id],

@@ -251,6 +251,8 @@ extern "C" {
     ) -> c_int;
     pub fn mvx_join_abort(join: *mut mvx_join_handle) -> c_int;
     pub fn mvx_join_is_finished(join: *const mvx_join_handle) -> c_int;
+    /// Since 1.1.
+    pub fn mvx_join_output_size(join: *const mvx_join_handle) -> usize;
     pub fn mvx_join_release(join: *mut mvx_join_handle);
     pub fn mvx_block_on(
         rt: *mut mvx_runtime,

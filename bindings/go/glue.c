@@ -1,0 +1,227 @@
+/* glue.c - see glue.h. */
+#include "glue.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static gomvx_res fail(int rc, const char *msg)
+{
+    gomvx_res r = {.rc = rc};
+    r.msg = strdup(msg && *msg ? msg : mvx_strerror(rc));
+    return r;
+}
+
+static gomvx_res last(int rc) { return fail(rc, mvx_last_error()); }
+
+gomvx_res gomvx_runtime_new(unsigned workers, const char *name, unsigned max_blocking,
+                            int set_max_blocking)
+{
+    mvx_runtime_config cfg;
+    int rc = mvx_runtime_config_init(&cfg, sizeof cfg);
+    if (rc)
+        return last(rc);
+    cfg.worker_threads = workers;
+    if (name)
+        cfg.thread_name = name;
+    if (set_max_blocking)
+        cfg.max_blocking_threads = max_blocking;
+    mvx_runtime *rt;
+    rc = mvx_runtime_new(&cfg, &rt);
+    if (rc)
+        return last(rc);
+    return (gomvx_res){.p = rt};
+}
+
+gomvx_res gomvx_runtime_close(mvx_runtime *rt)
+{
+    int left = mvx_runtime_shutdown(rt, MVX_TIMEOUT_INFINITE);
+    if (left < 0)
+        return last(left);
+    int rc = mvx_runtime_release(rt);
+    if (rc)
+        return last(rc);
+    return (gomvx_res){.n = (size_t)left};
+}
+
+/* The notifier and a dup of its fd for Go's os.File, which closes what it owns (the notifier
+ * closes its own fd in mvx_notifier_free). dup keeps O_NONBLOCK: the flag is the file's. */
+gomvx_res gomvx_notifier_new(void)
+{
+    mvx_notifier *n;
+    int rc = mvx_notifier_new(&n);
+    if (rc)
+        return last(rc);
+    int fd = fcntl(mvx_notifier_fd(n), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        mvx_notifier_free(n);
+        return fail(MVX_ESYSTEM, strerror(e));
+    }
+    return (gomvx_res){.p = n, .n = (size_t)fd};
+}
+
+gomvx_res gomvx_signature_parse(const char *text, size_t len)
+{
+    mvx_signature *sig;
+    int rc = mvx_signature_parse(text, len, &sig);
+    if (rc)
+        return last(rc);
+    gomvx_res r = {.p = sig, .n = mvx_signature_return_size(sig)};
+    r.outcome = mvx_signature_arg_count(sig);
+    return r;
+}
+
+gomvx_res gomvx_lookup(const char *lib, const char *sym)
+{
+    /* Never closed: the functions found must stay valid for the life of the process. */
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return fail(MVX_EINVAL, dlerror());
+    dlerror();
+    void *p = dlsym(h, sym);
+    const char *e = dlerror();
+    if (e)
+        return fail(MVX_EINVAL, e);
+    if (!p)
+        return fail(MVX_EINVAL, "the symbol's address is NULL");
+    return (gomvx_res){.p = p};
+}
+
+/* Registers a waker queueing `token` on n for the handle's completion; the handle keeps a clone.
+ * Returns the outcome at registration: MVX_EAGAIN (the token will come), or the outcome of a task
+ * that already finished (no token will come). */
+static int watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
+{
+    mvx_waker w;
+    int rc = mvx_notifier_waker(n, token, &w);
+    if (rc)
+        return rc;
+    rc = mvx_join_poll(jh, &w);
+    mvx_waker_drop(&w);
+    return rc;
+}
+
+gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
+                     const uint32_t *offsets, unsigned nargs, unsigned flags, mvx_notifier *n,
+                     uint64_t token)
+{
+    void *args[32];
+    for (unsigned i = 0; i < nargs && i < 32; i++)
+        args[i] = (void *)(buf + offsets[i]);
+    mvx_join_handle *jh;
+    int rc = mvx_spawn_call(rt, (void (*)(void))fn, sig, args, flags, &jh);
+    if (rc)
+        return last(rc);
+    int outcome = watch(jh, n, token);
+    if (outcome == MVX_EINVAL || outcome == MVX_ENOMEM) {
+        gomvx_res r = last(outcome);
+        mvx_join_abort(jh);
+        mvx_join_release(jh);
+        return r;
+    }
+    return (gomvx_res){.p = jh, .outcome = outcome};
+}
+
+gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
+{
+    int outcome = watch(jh, n, token);
+    if (outcome == MVX_EINVAL || outcome == MVX_ENOMEM)
+        return last(outcome);
+    return (gomvx_res){.outcome = outcome};
+}
+
+static gomvx_res take_failure(mvx_join_handle *jh)
+{
+    mvx_failure f = {.size = sizeof f};
+    int rc = mvx_join_take(jh, NULL, 0, &f);
+    if (rc != MVX_EFAILED)
+        return rc ? last(rc) : (gomvx_res){0};
+    gomvx_res r = {.rc = MVX_EFAILED, .code = f.code, .msg = strdup(f.message ? f.message : "")};
+    mvx_failure_clear(&f);
+    return r;
+}
+
+gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size)
+{
+    int rc = mvx_join_take(jh, out, size, NULL);
+    if (rc == MVX_EFAILED)
+        return take_failure(jh);
+    if (rc == MVX_ECANCELLED)
+        return (gomvx_res){.rc = rc};
+    if (rc)
+        return last(rc);
+    return (gomvx_res){0};
+}
+
+gomvx_res gomvx_take_bytes(mvx_join_handle *jh)
+{
+    gomvx_bytes b;
+    gomvx_res r = gomvx_take(jh, &b, sizeof b);
+    if (r.rc == 0) {
+        r.p = b.data;
+        r.n = b.len;
+    }
+    return r;
+}
+
+static void bytes_drop(void *output) { free(((gomvx_bytes *)output)->data); }
+
+gomvx_res gomvx_promise_new(mvx_runtime *rt, mvx_notifier *n, uint64_t done_token,
+                            uint64_t cancel_token)
+{
+    mvx_promise *p;
+    mvx_join_handle *jh;
+    int rc = mvx_spawn_promise(rt, sizeof(gomvx_bytes), _Alignof(gomvx_bytes), bytes_drop, &p,
+                               &jh);
+    if (rc)
+        return last(rc);
+    gomvx_res r = {.p = p, .q = jh};
+    mvx_waker w;
+    rc = mvx_notifier_waker(n, cancel_token, &w);
+    if (rc == 0) {
+        rc = mvx_promise_on_cancel(p, &w);
+        mvx_waker_drop(&w);
+    }
+    if (rc == 0) {
+        r.outcome = watch(jh, n, done_token);
+        if (r.outcome == MVX_EINVAL || r.outcome == MVX_ENOMEM)
+            rc = r.outcome;
+    }
+    if (rc) {
+        gomvx_res e = last(rc);
+        mvx_promise_release(p); /* cancels the task */
+        mvx_join_release(jh);
+        return e;
+    }
+    return r;
+}
+
+/* Resolves with a malloc'd copy of data and gives up the producer's side. */
+gomvx_res gomvx_promise_resolve(mvx_promise *p, const void *data, size_t len)
+{
+    gomvx_bytes b = {NULL, len};
+    if (len) {
+        b.data = malloc(len);
+        if (!b.data) {
+            mvx_promise_release(p);
+            return fail(MVX_ENOMEM, "Go: could not copy the output");
+        }
+        memcpy(b.data, data, len);
+    }
+    int rc = mvx_promise_resolve(p, &b);
+    gomvx_res r = {.rc = rc};
+    if (rc)
+        free(b.data); /* cancelled first: still ours */
+    mvx_promise_release(p);
+    return r;
+}
+
+gomvx_res gomvx_promise_fail(mvx_promise *p, int code, const char *msg)
+{
+    int rc = mvx_promise_fail(p, code, msg, NULL, NULL);
+    mvx_promise_release(p);
+    return (gomvx_res){.rc = rc};
+}

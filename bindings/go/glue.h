@@ -1,0 +1,48 @@
+/*
+ * glue.h - the C side of the Go binding: each helper makes the library calls of one Go
+ * operation and, when one fails, copies mvx_last_error() in the same C call (the message is
+ * thread-local and the goroutine may move to another thread between two cgo calls). Results come
+ * back by value so that no Go pointer has to be passed for them (cgo arguments escape).
+ */
+#ifndef MODUVEX_GO_GLUE_H
+#define MODUVEX_GO_GLUE_H
+
+#include <moduvex.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct gomvx_res {
+    int rc;      /* 0 or an MVX_E* code */
+    int outcome; /* for spawns: the join outcome at registration (MVX_EAGAIN: pending) */
+    void *p;     /* the object made (runtime, notifier, join handle, function, buffer) */
+    void *q;     /* a second one (the join handle of a promise) */
+    size_t n;    /* a size or an fd */
+    int code;    /* a failure's code */
+    char *msg;   /* malloc'd copy of mvx_last_error() or a failure's message; the caller frees */
+} gomvx_res;
+
+/* The output of a task made by Runtime.Go: malloc'd bytes (NULL when len is 0). A C joiner that
+ * takes it with mvx_join_take owns data and frees it with free(). */
+typedef struct gomvx_bytes {
+    void *data;
+    size_t len;
+} gomvx_bytes;
+
+gomvx_res gomvx_runtime_new(unsigned workers, const char *name, unsigned max_blocking,
+                            int set_max_blocking);
+gomvx_res gomvx_runtime_close(mvx_runtime *rt);
+gomvx_res gomvx_notifier_new(void);
+gomvx_res gomvx_signature_parse(const char *text, size_t len);
+gomvx_res gomvx_lookup(const char *lib, const char *sym);
+gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
+                     const uint32_t *offsets, unsigned nargs, unsigned flags, mvx_notifier *n,
+                     uint64_t token);
+gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token);
+gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size);
+gomvx_res gomvx_take_bytes(mvx_join_handle *jh);
+gomvx_res gomvx_promise_new(mvx_runtime *rt, mvx_notifier *n, uint64_t done_token,
+                            uint64_t cancel_token);
+gomvx_res gomvx_promise_resolve(mvx_promise *p, const void *data, size_t len);
+gomvx_res gomvx_promise_fail(mvx_promise *p, int code, const char *msg);
+
+#endif

@@ -1,0 +1,3 @@
+module moduvex/bindings/go
+
+go 1.19
