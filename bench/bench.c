@@ -3,8 +3,10 @@
  * benches/rt_multi_threaded.rs, same parameters, plus spawn_join_latency and pending_memory) on
  * the public ABI only, printing the peers' one-line format with impl=moduvex.
  *
- * Plus poll_direct, poll_ffi and ffi_call: the cost of a poll through the native signature, through
- * a foreign one (libffi), and of one bare ffi_call, all in the same run; and the interop paths:
+ * Plus the timer workloads (timer_churn, timer_fire, timer_memory, timer_idle_cpu,
+ * timer_busy_lateness; see ../shared/peers/README.md and docs/timers.md); poll_direct, poll_ffi
+ * and ffi_call: the cost of a poll through the native signature, through a foreign one
+ * (libffi), and of one bare ffi_call, all in the same run; and the interop paths:
  * notifier_round_trip (a wake on a worker seen by a thread in poll(2)), notifier_storm (wakes
  * under load, with how many wakes each fd write carried) and promise_round_trip.
  *
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -691,6 +694,232 @@ static void pending_memory(void)
     mvx_runtime_release(rt);
 }
 
+
+/* ------------------------------------------------------------------------------------------- */
+/* Timers                                                                                      */
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+static uint64_t bench_rng = 0x2545F4914F6CDD1Du;
+static uint64_t rnd(void)
+{
+    bench_rng ^= bench_rng << 13;
+    bench_rng ^= bench_rng >> 7;
+    bench_rng ^= bench_rng << 17;
+    return bench_rng;
+}
+
+/* timer_churn: one task on a worker arms and cancels one timer CHURN times (network timeouts that
+ * never fire), deadlines 60 s out, 1,024 different ones. */
+#define CHURN 1000000
+static int churn_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)output;
+    mvx_timer t;
+    check(mvx_timer_init(&t, mvx_runtime_current()), "mvx_timer_init");
+    int64_t base = mvx_now() + (int64_t)60 * 1000000000; /* never reached on a slow machine */
+    const mvx_waker *w = mvx_context_waker(cx);
+    for (int i = 0; i < CHURN; i++) {
+        if (mvx_timer_arm(&t, base + (int64_t)(i & 1023) * 977, w) != MVX_EAGAIN)
+            check(MVX_EINVAL, "mvx_timer_arm");
+        mvx_timer_cancel(&t);
+    }
+    mvx_timer_fini(&t);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable churn_vt = {.size = sizeof(mvx_task_vtable), .poll = churn_poll};
+static bool churn_iter(void *arg)
+{
+    mvx_join_handle *jh;
+    check(mvx_spawn(arg, &churn_vt, NULL, &jh), "mvx_spawn");
+    check(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), "mvx_join_wait");
+    mvx_join_release(jh);
+    return true;
+}
+static void timer_churn(void)
+{
+    mvx_runtime *rt = new_runtime();
+    bench("timer_churn", CHURN, churn_iter, rt);
+    mvx_runtime_release(rt);
+}
+
+/* A task that sleeps until its deadline on a timer, then records how late it woke. */
+struct late {
+    mvx_timer timer;
+    int64_t deadline;
+    int64_t *lateness;
+    atomic_int *left;
+};
+static int late_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct late *l = state;
+    if (mvx_timer_arm(&l->timer, l->deadline, mvx_context_waker(cx)) != 0)
+        return MVX_POLL_PENDING;
+    *l->lateness = mvx_now() - l->deadline;
+    atomic_fetch_sub_explicit(l->left, 1, memory_order_release);
+    return MVX_POLL_READY;
+}
+static void late_drop(void *state)
+{
+    mvx_timer_fini(&((struct late *)state)->timer);
+}
+static const mvx_task_vtable late_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = late_poll,
+    .drop = late_drop,
+    .state_size = sizeof(struct late),
+    .state_align = _Alignof(struct late),
+};
+
+/* Spawns n sleepers of random 1-max_ms ms from this thread at once, waits for all; fills
+ * lateness[0..n). */
+static void run_sleepers(mvx_runtime *rt, int n, int max_ms, int64_t *lateness)
+{
+    atomic_int left = n;
+    for (int i = 0; i < n; i++) {
+        int64_t d = 1000000 + (int64_t)(rnd() % ((uint64_t)max_ms * 1000000 - 1000000));
+        struct late l = {.deadline = mvx_now() + d,
+                         .lateness = &lateness[i],
+                         .left = &left};
+        check(mvx_timer_init(&l.timer, rt), "mvx_timer_init");
+        check(mvx_spawn(rt, &late_vt, &l, NULL), "mvx_spawn");
+    }
+    while (atomic_load_explicit(&left, memory_order_acquire) > 0)
+        usleep(1000);
+}
+
+static void report_lateness(const char *name, int n, int64_t *lateness, int64_t cpu)
+{
+    qsort(lateness, (size_t)n, sizeof *lateness, cmp_i64);
+    printf("bench=%s impl=moduvex threads=%u timers=%d p50_late_ns=%lld p99_late_ns=%lld "
+           "max_late_ns=%lld cpu_per_timer_ns=%lld\n",
+           name, threads, n, (long long)lateness[n / 2], (long long)lateness[n * 99 / 100],
+           (long long)lateness[n - 1], (long long)(cpu / n));
+    fflush(stdout);
+}
+
+/* timer_fire: 100,000 sleeps of random 1-100 ms spawned at once; min(iters, 3) rounds pooled. */
+#define FIRE_TIMERS 100000
+static void timer_fire(void)
+{
+    mvx_runtime *rt = new_runtime();
+    int rounds = iters < 3 ? iters : 3;
+    int64_t *lateness = malloc((size_t)rounds * FIRE_TIMERS * sizeof *lateness);
+    int64_t cpu = cpu_ns();
+    for (int r = 0; r < rounds; r++)
+        run_sleepers(rt, FIRE_TIMERS, 100, lateness + (size_t)r * FIRE_TIMERS);
+    cpu = cpu_ns() - cpu;
+    report_lateness("timer_fire", rounds * FIRE_TIMERS, lateness, cpu);
+    free(lateness);
+    mvx_runtime_release(rt);
+}
+
+/* timer_busy_lateness: 10,000 sleeps of random 1-50 ms while busy1's background runs. */
+static void timer_busy_lateness(void)
+{
+    enum { N = 10000 };
+    mvx_runtime *rt = new_runtime();
+    atomic_store(&background_on, true);
+    for (unsigned i = 0; i < 2 * threads; i++) {
+        bool yielded = false;
+        check(mvx_spawn(rt, &yield_stall_vt, &yielded, NULL), "mvx_spawn");
+    }
+    int64_t *lateness = malloc(N * sizeof *lateness);
+    int64_t cpu = cpu_ns();
+    run_sleepers(rt, N, 50, lateness);
+    cpu = cpu_ns() - cpu;
+    atomic_store(&background_on, false);
+    report_lateness("timer_busy_lateness", N, lateness, cpu);
+    free(lateness);
+    mvx_runtime_release(rt);
+}
+
+/* timer_memory: 1,000,000 pending sleep tasks (an hour out), bytes of RSS each. */
+static uint64_t total_polls(mvx_runtime *rt)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < mvx_runtime_worker_count(rt); i++) {
+        mvx_worker_stats st = {.size = sizeof st};
+        check(mvx_runtime_worker_stats(rt, i, &st), "mvx_runtime_worker_stats");
+        n += st.polls;
+    }
+    return n;
+}
+static void timer_memory(void)
+{
+    enum { TASKS = 1000000 };
+    mvx_runtime *rt = new_runtime();
+    FILE *f = fopen("/proc/self/clear_refs", "w"); /* reset VmHWM */
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+    long before = status_kb("VmRSS:");
+    mvx_join_handle **handles = malloc(TASKS * sizeof *handles);
+    int64_t deadline = mvx_now() + (int64_t)3600 * 1000000000;
+    uint64_t polls = total_polls(rt);
+    for (int i = 0; i < TASKS; i++)
+        check(mvx_spawn_sleep(rt, deadline + (int64_t)(rnd() % 1000000000), &handles[i]),
+              "mvx_spawn_sleep");
+    while (total_polls(rt) < polls + TASKS) /* every sleep armed its timer */
+        usleep(1000);
+    long peak = status_kb("VmHWM:");
+    /* The handles array is the caller's, as in pending_memory. */
+    long grown = peak > before ? peak - before : 0;
+    int64_t t = now_ns();
+    for (int i = 0; i < TASKS; i++)
+        mvx_join_abort(handles[i]);
+    for (int i = 0; i < TASKS; i++) {
+        check(mvx_join_wait(handles[i], MVX_TIMEOUT_INFINITE) == MVX_ECANCELLED ? 0 : MVX_EINVAL,
+              "aborted sleep");
+        mvx_join_release(handles[i]);
+    }
+    int64_t abort_ns = now_ns() - t;
+    free(handles);
+    printf("bench=timer_memory impl=moduvex threads=%u tasks=%d bytes_per_task=%ld "
+           "abort_all_ns=%lld\n",
+           threads, TASKS, grown * 1024 / TASKS, (long long)abort_ns);
+    fflush(stdout);
+    mvx_runtime_release(rt);
+}
+
+/* timer_idle_cpu: process CPU over one idle second with 1,000 sleeps armed 1 s apart. */
+static void timer_idle_cpu(void)
+{
+    enum { N = 1000 };
+    mvx_runtime *rt = new_runtime();
+    mvx_join_handle **handles = malloc(N * sizeof *handles);
+    int64_t now = mvx_now();
+    uint64_t polls = total_polls(rt);
+    for (int i = 0; i < N; i++)
+        check(mvx_spawn_sleep(rt, now + (int64_t)(i + 1) * 1000000000 + 500000000, &handles[i]),
+              "mvx_spawn_sleep");
+    while (total_polls(rt) < polls + N)
+        usleep(1000);
+    usleep(200000); /* let the workers settle into their park */
+    int64_t cpu = cpu_ns(), t = now_ns();
+    usleep(1000000);
+    cpu = cpu_ns() - cpu;
+    t = now_ns() - t;
+    printf("bench=timer_idle_cpu impl=moduvex threads=%u timers=%d wall_ns=%lld cpu_ns=%lld\n",
+           threads, N, (long long)t, (long long)cpu);
+    fflush(stdout);
+    for (int i = 0; i < N; i++) {
+        mvx_join_abort(handles[i]);
+        mvx_join_release(handles[i]);
+    }
+    free(handles);
+    mvx_runtime_release(rt);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* poll_direct / poll_ffi / ffi_call                                                           */
 
@@ -967,6 +1196,11 @@ static const struct {
     {"chained_spawn", chained_spawn},
     {"spawn_join_latency", spawn_join_latency},
     {"pending_memory", pending_memory},
+    {"timer_churn", timer_churn},
+    {"timer_fire", timer_fire},
+    {"timer_memory", timer_memory},
+    {"timer_idle_cpu", timer_idle_cpu},
+    {"timer_busy_lateness", timer_busy_lateness},
     /* One entry runs all three, so that they share a run: poll_direct, poll_ffi, ffi_call. */
     {"poll_paths", poll_paths},
     {"notifier_round_trip", notifier_round_trip},

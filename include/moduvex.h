@@ -644,6 +644,67 @@ MVX_EXTERN int mvx_promise_on_cancel(mvx_promise *promise, const mvx_waker *wake
  * MVX_ECANCELLED, its cancel waker is woken). The join handle is independent and is released on
  * its own. NULL does nothing. Call it once, after every other call on the promise has returned. */
 MVX_EXTERN void mvx_promise_release(mvx_promise *promise);
+/* Time: timers, sleep tasks, the join timeout (since 1.1)                                        */
+
+/* The runtime's clock: CLOCK_MONOTONIC in nanoseconds (the clock of every deadline below, and of
+ * mvx_join_wait's timeouts). Any thread; never fails. */
+MVX_EXTERN int64_t mvx_now(void);
+
+/* A timer a poll function uses to be woken at a deadline, without a thread per timer: the
+ * runtime's workers keep one hierarchical timing wheel each and fire due timers between polls
+ * and when they park. The caller provides the storage (in its task state, say) and the library
+ * keeps everything in it: arming, re-arming and cancelling never allocate. Layout frozen, like
+ * mvx_waker's: 48 bytes, pointer-aligned, contents private (caller storage cannot grow).
+ *
+ * One user at a time (like a join handle): arm, cancel and fini may be called from any thread,
+ * but not concurrently for one timer; the firing worker runs concurrently with that user, and
+ * every function below is safe against it. A timer that is not armed (never armed, fired,
+ * cancelled) may be moved by copying its bytes; an armed one must stay where it is. */
+typedef struct mvx_timer {
+    void *opaque[6];
+} mvx_timer;
+
+/* Prepares *timer for rt; it is not armed. The timer keeps rt's memory alive (not its workers)
+ * until mvx_timer_fini, so it may outlive mvx_runtime_release: it then never fires. MVX_EINVAL
+ * for NULLs. Any thread. */
+MVX_EXTERN int mvx_timer_init(mvx_timer *timer, mvx_runtime *rt);
+
+/* Arms (or re-arms) the timer for deadline_ns (mvx_now() clock, absolute). Returns 0 when the
+ * deadline has passed: the timer is then not armed and nothing will be woken (poll on: the wait
+ * is over). Otherwise returns MVX_EAGAIN: the timer holds a clone of *waker and wakes it (by
+ * value, once) at the deadline, never before it, and usually within the wheel's resolution
+ * (131 us) after it. Re-arming replaces the deadline and the waker; re-arming with the same
+ * deadline and a waker that will_wake the stored one costs no clone. O(1), no allocation.
+ * MVX_EINVAL (NULLs, uninitialised timer), MVX_ESHUTDOWN (the runtime is shut down: timers no
+ * longer fire). From a worker the timer goes to that worker's wheel; from any other thread to
+ * one of the runtime's, whose worker is woken if it sleeps past the new deadline. */
+MVX_EXTERN int mvx_timer_arm(mvx_timer *timer, int64_t deadline_ns, const mvx_waker *waker);
+
+/* Disarms the timer. Returns 1 if it was armed and now will not fire (its waker is not woken),
+ * 0 if it was not armed: never armed, already cancelled, or already fired (its waker was or is
+ * being woken, exactly once). The waker stays in the timer, so that re-arming it costs no clone,
+ * until the timer is re-armed with another waker or finalised. MVX_EINVAL for NULL. O(1). */
+MVX_EXTERN int mvx_timer_cancel(mvx_timer *timer);
+
+/* Cancels the timer, drops its waker and gives up its hold on the runtime; the storage may then
+ * be freed. Any thread, also after the runtime was released. NULL or an uninitialised (zeroed)
+ * timer does nothing; a finalised timer is zeroed. */
+MVX_EXTERN void mvx_timer_fini(mvx_timer *timer);
+
+/* Spawns a task that completes (output size 0) at deadline_ns: its join handle is the sleep, for
+ * everything that can await a handle. Aborting it cancels its timer as soon as a worker runs the
+ * cancellation; shutdown cancels it like any task. A pending sleep task costs one 112-byte slot.
+ * Returns as mvx_spawn (join may be NULL: a detached sleep). Any thread. */
+MVX_EXTERN int mvx_spawn_sleep(mvx_runtime *rt, int64_t deadline_ns, mvx_join_handle **join);
+
+/* mvx_join_poll with a deadline, the async form of mvx_join_wait's timeout: returns the task's
+ * outcome as mvx_join_poll does once it finished; MVX_ETIMEDOUT once deadline_ns has passed with
+ * the task unfinished (the task keeps running; abort it if that is wanted); otherwise MVX_EAGAIN
+ * with *waker registered both on the handle and in *timer (initialised by the caller, owned by
+ * the caller, re-armed by each call, cancelled once the task finished), so that whichever comes
+ * first wakes it. MVX_EINVAL, MVX_ESHUTDOWN as mvx_join_poll and mvx_timer_arm. */
+MVX_EXTERN int mvx_join_poll_until(mvx_join_handle *join, mvx_timer *timer, int64_t deadline_ns,
+                                   const mvx_waker *waker);
 
 /* ============================================================================================= */
 /* Local task sets                                                                                */

@@ -15,7 +15,8 @@
  *
  *   AWAKE --store--> SLEEPING --notifier CAS--> WOKEN --worker--> AWAKE
  *                       |
- *                       +--worker's own CAS (work appeared while committing)--> AWAKE
+ *                       +--worker's own CAS (work appeared while committing, or the futex
+ *                          wait reached the next timer deadline)--> AWAKE
  *
  * Lost wake-ups are excluded by ordering (all seq_cst): the worker publishes SLEEPING, then
  * decrements `unparked`, then looks at every queue once more; a producer pushes, then reads the
@@ -165,6 +166,8 @@ static void back_off_if_futile(struct mvx__worker *w)
 void mvx__idle_sleep(struct mvx__worker *w)
 {
     struct mvx_runtime *rt = w->rt;
+    if (mvx__timer_fire_due(w))
+        return; /* timers woke tasks onto this worker */
     if (spin_for_work(w)) {
         back_off_if_futile(w);
         return;
@@ -186,10 +189,41 @@ void mvx__idle_sleep(struct mvx__worker *w)
         /* A notifier claimed us first and counted us: just wake up. */
     } else {
         mvx__stat_inc(&w->parks);
-        while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING)
-            mvx__futex_wait(&w->sleep, MVX__SLEEPING, INT64_MAX);
+        while (atomic_load_explicit(&w->sleep, mvx__acquire) == MVX__SLEEPING) {
+            /* Read after publishing SLEEPING: an earlier timer armed from elsewhere either shows
+             * here or finds us asleep and wakes us (mvx__idle_wake_worker). */
+            int64_t deadline = mvx__timer_park_deadline(w);
+            if (!mvx__futex_wait(&w->sleep, MVX__SLEEPING, deadline)) {
+                uint32_t expected = MVX__SLEEPING;
+                if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
+                                                            mvx__seq_cst, mvx__seq_cst)) {
+                    /* A timer is due: wake ourselves, counted as awake and searching. */
+                    atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+                    w->searching = true;
+                    w->futile_since = 0;
+                    return;
+                }
+                break; /* a notifier claimed us first */
+            }
+        }
     }
     atomic_store_explicit(&w->sleep, MVX__AWAKE, mvx__relaxed);
     w->searching = true;
     w->futile_since = 0; /* slept: any streak of futile looks is over */
+}
+
+void mvx__idle_wake_worker(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
+        return;
+    /* As mvx__idle_notify: count the sleeper awake and searching first, then claim it. */
+    atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
+    uint32_t expected = MVX__SLEEPING;
+    if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
+                                                mvx__relaxed)) {
+        mvx__futex_wake(&w->sleep, 1);
+        return;
+    }
+    atomic_fetch_sub_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst); /* it woke by itself */
 }

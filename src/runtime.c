@@ -147,6 +147,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
         w->index = i;
         w->rng = 0x9e3779b9u * (i + 1);
         mvx__deque_init(&w->deque);
+        mvx__wheel_init(&w->wheel, w);
         atomic_init(&w->sleep, MVX__AWAKE);
         if (!(w->heap = mvx__heap_new(&rt->arena)))
             ok = false;

@@ -234,6 +234,7 @@ void *mvx__worker_main(void *arg)
         if (w->searching)
             stop_searching(w);
         run(w, t);
+        mvx__timer_tick(&w->wheel, w, w->tick);
     }
     drain(w);
     if (rt->on_thread_stop)

@@ -6,6 +6,7 @@
 
 #include "deque.h"
 #include "runtime.h"
+#include "timer.h"
 
 /* Worker sleep word, also its futex. */
 enum { MVX__AWAKE = 0, MVX__SLEEPING = 1, MVX__WOKEN = 2 };
@@ -33,6 +34,8 @@ struct mvx__worker {
     uint64_t futile_polls;
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
     struct mvx__deque deque;
+    /* The time driver's wheel of this worker (timer.h). */
+    _Alignas(MVX_CACHE_LINE) struct mvx__wheel wheel;
 };
 
 extern MVX_TLS struct mvx__worker *mvx__tl_worker;
@@ -68,6 +71,8 @@ void mvx__idle_sleep(struct mvx__worker *w);
 void mvx__idle_notify(struct mvx_runtime *rt);
 /* Shutdown: wakes every worker. */
 void mvx__idle_wake_all(struct mvx_runtime *rt);
+/* Wakes w if it sleeps (counted as a notify would), so that it sees a new, earlier deadline. */
+void mvx__idle_wake_worker(struct mvx__worker *w);
 /* Whether there is work somewhere a worker could take (global queue, another worker's queue). */
 bool mvx__idle_work_visible(struct mvx__worker *w);
 

@@ -8,7 +8,7 @@
 #   3. every struct it defines documents its size field and its reserved space: the first member is
 #      `size_t size;` whose comment names sizeof(<the struct>) and says "no reserved space"
 #      (either in that comment or in the comment just above the struct), or the struct is one of
-#      the frozen value types (mvx_waker) and says "Layout frozen" in the comment above it;
+#      the frozen value types (mvx_waker, mvx_timer) and says "Layout frozen" in the comment above it;
 #   4. a size-field struct is used only through pointers in the header (never by value in a
 #      parameter, a return type or another struct), since it may grow.
 # clang-14 and clang++-14 are used when installed (CI installs them); a missing one is reported
@@ -16,7 +16,7 @@
 set -u
 srcdir=${srcdir:-.}
 header=$srcdir/include/moduvex.h
-FROZEN="mvx_waker"
+FROZEN="mvx_waker mvx_timer"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mvx-hygiene.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 

@@ -35,12 +35,14 @@
  * valgrind, which runs one thread at a time and 20-50 times slower). Never below 1. */
 static int scaled(int n)
 {
-    static int div;
-    if (!div) {
+    static atomic_int div; /* computed once; test threads may race to compute it, harmlessly */
+    int d = atomic_load_explicit(&div, memory_order_relaxed);
+    if (!d) {
         const char *e = getenv("MVX_TEST_SCALE");
-        div = e && atoi(e) > 0 ? atoi(e) : RUNNING_ON_VALGRIND ? 20 : 1;
+        d = e && atoi(e) > 0 ? atoi(e) : RUNNING_ON_VALGRIND ? 20 : 1;
+        atomic_store_explicit(&div, d, memory_order_relaxed);
     }
-    return n / div > 0 ? n / div : 1;
+    return n / d > 0 ? n / d : 1;
 }
 
 #define SEC ((int64_t)1000000000)

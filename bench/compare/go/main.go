@@ -1,7 +1,8 @@
 // Command go is the Go side of moduvex's scheduler comparison (bench/compare).
 //
 // It ports the workloads of tokio's benches/rt_multi_threaded.rs, with the
-// same parameters, plus spawn_join_latency and pending_memory; see
+// same parameters, plus spawn_join_latency, pending_memory and the timer
+// workloads (timer_*, on package time); see
 // ../README.md for the specification and the output format.
 //
 // Mapping: a task is a goroutine, its join handle a channel the goroutine
@@ -402,6 +403,170 @@ func pendingMemory(c config) {
 		implName, c.threads, tasks, perTask, abortNs)
 }
 
+// ------------------------------------------------------------------ timers
+
+// cpuNs is the process CPU (user + system) in ns.
+func cpuNs() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return (ru.Utime.Sec+ru.Stime.Sec)*1000000000 + (ru.Utime.Usec+ru.Stime.Usec)*1000
+}
+
+// rng is xorshift64, the same generator as bench.c's.
+type rng uint64
+
+func (r *rng) next() uint64 {
+	x := uint64(*r)
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	*r = rng(x)
+	return x
+}
+
+// timerChurn: one goroutine re-arms (Reset) and stops one timer 1,000,000
+// times, deadlines 60 s out, 1,024 different ones.
+func timerChurn(c config) {
+	const pairs = 1000000
+	c.measure("timer_churn", pairs, func() {
+		done := make(chan struct{})
+		go func() {
+			t := time.NewTimer(time.Hour)
+			t.Stop()
+			for i := 0; i < pairs; i++ {
+				t.Reset(time.Minute + time.Duration(i&1023)*977)
+				t.Stop()
+			}
+			close(done)
+		}()
+		<-done
+	})
+}
+
+// runSleepers starts n goroutines sleeping random 1..maxMs ms at once and
+// returns each one's lateness in ns.
+func runSleepers(n int, maxMs uint64, r *rng) []int64 {
+	late := make([]int64, n)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		d := time.Now().Add(time.Duration(1000000 + r.next()%(maxMs*1000000-1000000)))
+		go func(i int) {
+			defer wg.Done()
+			time.Sleep(time.Until(d))
+			late[i] = time.Since(d).Nanoseconds()
+		}(i)
+	}
+	wg.Wait()
+	return late
+}
+
+func reportLateness(c config, name string, late []int64, cpu int64) {
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	n := len(late)
+	fmt.Printf("bench=%s impl=%s threads=%d timers=%d p50_late_ns=%d p99_late_ns=%d max_late_ns=%d cpu_per_timer_ns=%d\n",
+		name, implName, c.threads, n, late[n/2], late[n*99/100], late[n-1], cpu/int64(n))
+}
+
+// timerFire: 100,000 sleeps of random 1-100 ms started at once;
+// min(iters, 3) rounds pooled.
+func timerFire(c config) {
+	r := rng(0x2545F4914F6CDD1D)
+	rounds := c.iters
+	if rounds > 3 {
+		rounds = 3
+	}
+	cpu := cpuNs()
+	var late []int64
+	for i := 0; i < rounds; i++ {
+		late = append(late, runSleepers(100000, 100, &r)...)
+	}
+	reportLateness(c, "timer_fire", late, cpuNs()-cpu)
+}
+
+// timerBusyLateness: 10,000 sleeps of random 1-50 ms beside busy1's background.
+func timerBusyLateness(c config) {
+	var bg background
+	bg.running.Store(true)
+	for i := 0; i < 2*c.threads; i++ {
+		bg.wg.Add(1)
+		go func() {
+			defer bg.wg.Done()
+			for bg.running.Load() {
+				runtime.Gosched()
+				stall()
+			}
+		}()
+	}
+	r := rng(0x2545F4914F6CDD1D)
+	cpu := cpuNs()
+	late := runSleepers(10000, 50, &r)
+	cpu = cpuNs() - cpu
+	bg.stop()
+	reportLateness(c, "timer_busy_lateness", late, cpu)
+}
+
+// timerMemory: 1,000,000 pending sleep tasks an hour out: goroutines in
+// time.Sleep, Go's like-for-like of a sleep task with a join handle (a
+// channel closed at the end, as spawn).
+func timerMemory(c config) {
+	const tasks = 1000000
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		fmt.Fprintln(os.Stderr, "timer_memory (go): cannot reset VmHWM, bytes_per_task may be too high:", err)
+	}
+	r := rng(0x2545F4914F6CDD1D)
+	rssBefore := procStatusKB("VmRSS:")
+	var started atomic.Int64
+	stop := make(chan struct{})
+	joins := make([]<-chan struct{}, tasks)
+	for i := range joins {
+		d := time.Hour + time.Duration(r.next()%1000000000)
+		joins[i] = spawn(func() {
+			t := time.NewTimer(d)
+			started.Add(1)
+			select {
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+			}
+		})
+	}
+	for started.Load() != tasks {
+		time.Sleep(50 * time.Microsecond)
+	}
+	hwm := procStatusKB("VmHWM:")
+	start := time.Now()
+	close(stop)
+	for _, j := range joins {
+		<-j
+	}
+	abortNs := time.Since(start).Nanoseconds()
+	perTask := int64(0)
+	if hwm > rssBefore {
+		perTask = (hwm - rssBefore) * 1024 / tasks
+	}
+	fmt.Printf("bench=timer_memory impl=%s threads=%d tasks=%d bytes_per_task=%d abort_all_ns=%d\n",
+		implName, c.threads, tasks, perTask, abortNs)
+}
+
+// timerIdleCpu: process CPU over one idle second with 1,000 sleeping
+// goroutines due 1 s apart.
+func timerIdleCpu(c config) {
+	const n = 1000
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		d := now.Add(1500*time.Millisecond + time.Duration(i)*time.Second)
+		go func() { time.Sleep(time.Until(d)) }()
+	}
+	time.Sleep(200 * time.Millisecond)
+	cpu := cpuNs()
+	start := time.Now()
+	time.Sleep(time.Second)
+	cpu = cpuNs() - cpu
+	fmt.Printf("bench=timer_idle_cpu impl=%s threads=%d timers=%d wall_ns=%d cpu_ns=%d\n",
+		implName, c.threads, n, time.Since(start).Nanoseconds(), cpu)
+}
+
 // ---------------------------------------------------------------------- main
 
 var order = []string{
@@ -414,6 +579,11 @@ var order = []string{
 	"chained_spawn",
 	"spawn_join_latency",
 	"pending_memory",
+	"timer_churn",
+	"timer_fire",
+	"timer_memory",
+	"timer_idle_cpu",
+	"timer_busy_lateness",
 }
 
 var byName = map[string]func(config){
@@ -426,6 +596,11 @@ var byName = map[string]func(config){
 	"chained_spawn":           chainedSpawn,
 	"spawn_join_latency":      spawnJoinLatency,
 	"pending_memory":          pendingMemory,
+	"timer_churn":             timerChurn,
+	"timer_fire":              timerFire,
+	"timer_memory":            timerMemory,
+	"timer_idle_cpu":          timerIdleCpu,
+	"timer_busy_lateness":     timerBusyLateness,
 }
 
 func main() {

@@ -1,7 +1,8 @@
 //! tokio side of moduvex's scheduler comparison (bench/compare).
 //!
 //! The workloads are those of tokio's `benches/rt_multi_threaded.rs`, with the
-//! same parameters, plus `spawn_join_latency` and `pending_memory`; the
+//! same parameters, plus `spawn_join_latency`, `pending_memory` and the timer
+//! workloads (`timer_*`, on `tokio::time`); the
 //! specification and the output format are described in ../README.md.
 //!
 //! Usage: `moduvex-compare-tokio [workload ...]` (every workload when none is
@@ -432,6 +433,196 @@ fn pending_memory(ctx: &Ctx) {
     );
 }
 
+
+// ------------------------------------------------------------------ timers
+
+/// Process CPU (user + system) in ns.
+fn cpu_ns() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) as u64 * 1_000_000
+        + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) as u64;
+    us * 1000
+}
+
+/// xorshift64, the same generator as bench.c's.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn noop_waker() -> std::task::Waker {
+    use std::task::{RawWaker, RawWakerVTable};
+    fn clone(_: *const ()) -> RawWaker {
+        RawWaker::new(std::ptr::null(), &VTABLE)
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+    unsafe { std::task::Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+/// timer_churn: one task arms and cancels a timer 1,000,000 times (a sleep
+/// registered by its first poll, then dropped), deadlines 60 s out, 1,024
+/// different ones.
+fn timer_churn(ctx: &Ctx) {
+    const PAIRS: usize = 1_000_000;
+    let rt = ctx.runtime();
+    ctx.run("timer_churn", PAIRS, || {
+        rt.block_on(rt.spawn(async {
+            let waker = noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            let base = tokio::time::Instant::now() + Duration::from_secs(60);
+            for i in 0..PAIRS {
+                let sleep = tokio::time::sleep_until(base + Duration::from_nanos((i as u64 & 1023) * 977));
+                tokio::pin!(sleep);
+                assert!(std::future::Future::poll(sleep.as_mut(), &mut cx).is_pending());
+            }
+        }))
+        .unwrap();
+    });
+}
+
+/// Spawns n sleeps of random 1..max_ms ms at once from this thread; returns
+/// each one's lateness in ns.
+fn run_sleepers(rt: &Runtime, n: usize, max_ms: u64, rng: &mut Rng) -> Vec<u64> {
+    let handles: Vec<JoinHandle<u64>> = (0..n)
+        .map(|_| {
+            let d = Instant::now() + Duration::from_nanos(1_000_000 + rng.next() % (max_ms * 1_000_000 - 1_000_000));
+            rt.spawn(async move {
+                tokio::time::sleep_until(d.into()).await;
+                Instant::now().saturating_duration_since(d).as_nanos() as u64
+            })
+        })
+        .collect();
+    rt.block_on(async { futures_join(handles).await })
+}
+
+async fn futures_join(handles: Vec<JoinHandle<u64>>) -> Vec<u64> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+fn report_lateness(ctx: &Ctx, name: &str, mut late: Vec<u64>, cpu: u64) {
+    late.sort_unstable();
+    let n = late.len();
+    println!(
+        "bench={} impl={} threads={} timers={} p50_late_ns={} p99_late_ns={} max_late_ns={} cpu_per_timer_ns={}",
+        name, IMPL, ctx.threads, n, late[n / 2], late[n * 99 / 100], late[n - 1], cpu / n as u64
+    );
+}
+
+/// timer_fire: 100,000 sleeps of random 1-100 ms spawned at once; min(iters, 3) rounds pooled.
+fn timer_fire(ctx: &Ctx) {
+    let rt = ctx.runtime();
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let cpu = cpu_ns();
+    let mut late = Vec::new();
+    for _ in 0..ctx.iters.min(3) {
+        late.extend(run_sleepers(&rt, 100_000, 100, &mut rng));
+    }
+    let cpu = cpu_ns() - cpu;
+    report_lateness(ctx, "timer_fire", late, cpu);
+}
+
+/// timer_busy_lateness: 10,000 sleeps of random 1-50 ms beside busy1's background.
+fn timer_busy_lateness(ctx: &Ctx) {
+    let rt = ctx.runtime();
+    let keep_going = Arc::new(AtomicBool::new(true));
+    for _ in 0..2 * ctx.threads {
+        let keep_going = Arc::clone(&keep_going);
+        rt.spawn(async move {
+            while keep_going.load(Ordering::Relaxed) {
+                tokio::task::yield_now().await;
+                stall();
+            }
+        });
+    }
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let cpu = cpu_ns();
+    let late = run_sleepers(&rt, 10_000, 50, &mut rng);
+    let cpu = cpu_ns() - cpu;
+    keep_going.store(false, Ordering::Relaxed);
+    report_lateness(ctx, "timer_busy_lateness", late, cpu);
+}
+
+/// Sleeps that have been polled (armed) and not dropped yet.
+static ARMED: AtomicUsize = AtomicUsize::new(0);
+
+/// timer_memory: 1,000,000 pending sleep tasks (an hour out), peak RSS growth
+/// per task (the join handles the caller keeps included, as in pending_memory).
+fn timer_memory(ctx: &Ctx) {
+    const TASKS: usize = 1_000_000;
+    let rt = ctx.runtime();
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("timer_memory (tokio): cannot reset VmHWM, bytes_per_task may be too high");
+    }
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let rss_before = proc_status_kb("VmRSS:");
+    let base = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut handles: Vec<JoinHandle<()>> = Vec::with_capacity(TASKS);
+    for _ in 0..TASKS {
+        let d = base + Duration::from_nanos(rng.next() % 1_000_000_000);
+        handles.push(rt.spawn(async move {
+            let sleep = tokio::time::sleep_until(d);
+            tokio::pin!(sleep);
+            std::future::poll_fn(|cx| {
+                let r = std::future::Future::poll(sleep.as_mut(), cx);
+                if r.is_pending() {
+                    ARMED.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            })
+            .await;
+        }));
+    }
+    spin_until(|| ARMED.load(Ordering::Relaxed) >= TASKS);
+    let hwm = proc_status_kb("VmHWM:");
+    let start = Instant::now();
+    handles.iter().for_each(JoinHandle::abort);
+    rt.block_on(async {
+        for h in handles {
+            let _ = h.await;
+        }
+    });
+    let abort_ns = start.elapsed().as_nanos();
+    let bytes = hwm.saturating_sub(rss_before) * 1024 / TASKS as u64;
+    println!(
+        "bench=timer_memory impl={} threads={} tasks={} bytes_per_task={} abort_all_ns={}",
+        IMPL, ctx.threads, TASKS, bytes, abort_ns
+    );
+}
+
+/// timer_idle_cpu: process CPU over one idle second with 1,000 sleeps armed 1 s apart.
+fn timer_idle_cpu(ctx: &Ctx) {
+    const N: usize = 1000;
+    let rt = ctx.runtime();
+    let now = tokio::time::Instant::now();
+    let handles: Vec<JoinHandle<()>> = (0..N)
+        .map(|i| {
+            let d = now + Duration::from_millis(1500 + 1000 * i as u64);
+            rt.spawn(async move { tokio::time::sleep_until(d).await })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let cpu = cpu_ns();
+    let start = Instant::now();
+    thread::sleep(Duration::from_secs(1));
+    let cpu = cpu_ns() - cpu;
+    println!(
+        "bench=timer_idle_cpu impl={} threads={} timers={} wall_ns={} cpu_ns={}",
+        IMPL, ctx.threads, N, start.elapsed().as_nanos(), cpu
+    );
+    handles.iter().for_each(JoinHandle::abort);
+}
+
 // -------------------------------------------------------------------- main
 
 fn lookup(name: &str) -> Option<fn(&Ctx)> {
@@ -445,11 +636,16 @@ fn lookup(name: &str) -> Option<fn(&Ctx)> {
         "chained_spawn" => chained_spawn,
         "spawn_join_latency" => spawn_join_latency,
         "pending_memory" => pending_memory,
+        "timer_churn" => timer_churn,
+        "timer_fire" => timer_fire,
+        "timer_memory" => timer_memory,
+        "timer_idle_cpu" => timer_idle_cpu,
+        "timer_busy_lateness" => timer_busy_lateness,
         _ => return None,
     })
 }
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 14] = [
     "spawn_many_local",
     "spawn_many_remote_idle",
     "spawn_many_remote_busy1",
@@ -459,6 +655,11 @@ const ALL: [&str; 9] = [
     "chained_spawn",
     "spawn_join_latency",
     "pending_memory",
+    "timer_churn",
+    "timer_fire",
+    "timer_memory",
+    "timer_idle_cpu",
+    "timer_busy_lateness",
 ];
 
 fn main() -> ExitCode {

@@ -314,3 +314,32 @@ extern "C" {
     ) -> c_int;
     pub fn mvx_local_set_free(set: *mut mvx_local_set) -> c_int;
 }
+
+// ------------------------------------------------------------------------- time (MODUVEX_1.1)
+
+/// `mvx_timer`: 48 bytes of private storage, layout frozen (header: "Time").
+#[repr(C)]
+#[derive(Debug)]
+pub struct mvx_timer {
+    pub opaque: [*mut c_void; 6],
+}
+
+extern "C" {
+    pub fn mvx_now() -> i64;
+    pub fn mvx_timer_init(timer: *mut mvx_timer, rt: *mut mvx_runtime) -> c_int;
+    pub fn mvx_timer_arm(timer: *mut mvx_timer, deadline_ns: i64, waker: *const mvx_waker)
+        -> c_int;
+    pub fn mvx_timer_cancel(timer: *mut mvx_timer) -> c_int;
+    pub fn mvx_timer_fini(timer: *mut mvx_timer);
+    pub fn mvx_spawn_sleep(
+        rt: *mut mvx_runtime,
+        deadline_ns: i64,
+        join: *mut *mut mvx_join_handle,
+    ) -> c_int;
+    pub fn mvx_join_poll_until(
+        join: *mut mvx_join_handle,
+        timer: *mut mvx_timer,
+        deadline_ns: i64,
+        waker: *const mvx_waker,
+    ) -> c_int;
+}

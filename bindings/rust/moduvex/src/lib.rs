@@ -74,6 +74,7 @@ mod error;
 mod join;
 mod runtime;
 mod task;
+pub mod time;
 mod waker;
 mod yield_now;
 

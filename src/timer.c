@@ -1,0 +1,500 @@
+/*
+ * timer.c - the time driver (timer.h): per-worker hierarchical wheels, the public timer, sleep
+ * tasks and the join timeout. Design: docs/timers.md.
+ *
+ * The wheel. Time is cut into ticks of 2^17 ns (131 us); a timer due at `deadline` belongs to
+ * tick when = ceil(deadline / tick), so a slot's timers are never early when the slot is fired at
+ * its start. Seven levels of 64 slots: level l holds timers whose tick first differs from
+ * `elapsed` (the tick processed last) in the l-th 6-bit digit, in the slot of that digit, as in
+ * tokio's wheel. Every occupied slot of a level lies after elapsed's digit there, so the lowest
+ * occupied level's lowest occupied slot is the next one due; firing a higher level's slot
+ * re-inserts (cascades) its timers into lower levels. Each timer moves down at most six times:
+ * firing is amortised O(1). Seven levels reach 2^42 ticks (18 years); later deadlines are
+ * clamped to the wheel's end and re-inserted until due.
+ */
+#include "timer.h"
+#include "runtime.h"
+#include "worker.h"
+
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#define TICK_SHIFT 17
+#define LEVEL_BITS 6
+#define WHEEL_TICKS_MASK ((UINT64_C(1) << (LEVEL_BITS * MVX__WHEEL_LEVELS)) - 1)
+/* A peer fires a busy owner's overdue wheel once it is this late. */
+#define STEAL_GRACE_NS 1000000
+#define FIRE_BATCH 64
+
+static inline struct mvx__timer *timer_of(mvx_timer *t)
+{
+    return (struct mvx__timer *)(void *)t;
+}
+static inline struct mvx__wheel *wheel_of(uintptr_t home)
+{
+    return (struct mvx__wheel *)(home & ~MVX__TIMER_BITS);
+}
+
+MVX_EXTERN int64_t mvx_now(void)
+{
+    return mvx__now_ns();
+}
+
+/* The clock read at every arm would cost as much as the arm itself (a 40 ns vDSO call on this
+ * class of VM); the coarse clock costs 4 ns and never runs ahead of the precise one, but lags it
+ * by a tick or more (4 ms at HZ=250, more on a loaded VM), so deadlines within COARSE_SLACK_NS of
+ * it get the precise read. A deadline that passed but is later than the coarse clock plus that
+ * is armed and fires at once, which only costs its waker a round trip. */
+#define COARSE_SLACK_NS ((int64_t)50 * 1000000)
+
+static inline int64_t coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool deadline_passed(int64_t deadline)
+{
+    int64_t coarse = coarse_now();
+    if (deadline <= coarse)
+        return true;
+    return deadline - coarse <= COARSE_SLACK_NS && deadline <= mvx__now_ns();
+}
+
+/* ---- the lock ---- */
+
+static inline void wheel_lock(struct mvx__wheel *wh)
+{
+    if (MVX_LIKELY(!atomic_exchange_explicit(&wh->lock, 1, mvx__acquire)))
+        return;
+    for (unsigned i = 1;; i++) {
+        if (!atomic_load_explicit(&wh->lock, mvx__relaxed) &&
+            !atomic_exchange_explicit(&wh->lock, 1, mvx__acquire))
+            return;
+        if ((i & 127) == 0)
+            sched_yield(); /* the holder may be off the CPU */
+        else
+            mvx__cpu_relax();
+    }
+}
+static inline bool wheel_trylock(struct mvx__wheel *wh)
+{
+    return !atomic_load_explicit(&wh->lock, mvx__relaxed) &&
+           !atomic_exchange_explicit(&wh->lock, 1, mvx__acquire);
+}
+static inline void wheel_unlock(struct mvx__wheel *wh)
+{
+    atomic_store_explicit(&wh->lock, 0, mvx__release);
+}
+
+/* ---- the wheel (all under its lock) ---- */
+
+void mvx__wheel_init(struct mvx__wheel *wh, struct mvx__worker *owner)
+{
+    memset(wh, 0, sizeof *wh);
+    wh->owner = owner;
+    wh->elapsed = (uint64_t)mvx__now_ns() >> TICK_SHIFT;
+    atomic_init(&wh->next_fire, INT64_MAX);
+}
+
+static inline uint64_t tick_of(int64_t deadline)
+{
+    uint64_t d = (uint64_t)deadline;
+    return (d >> TICK_SHIFT) + ((d & ((UINT64_C(1) << TICK_SHIFT) - 1)) != 0);
+}
+
+static inline unsigned level_for(uint64_t elapsed, uint64_t when)
+{
+    uint64_t masked = (elapsed ^ when) | (MVX__WHEEL_SLOTS - 1);
+    return (unsigned)(63 - __builtin_clzll(masked)) / LEVEL_BITS;
+}
+
+/* The start (in ticks) of the next occupied slot, with its level; false if the wheel is empty. */
+static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *start)
+{
+    for (unsigned l = 0; l < MVX__WHEEL_LEVELS; l++) {
+        uint64_t occ = wh->occupied[l];
+        if (!occ)
+            continue;
+        unsigned slot = (unsigned)__builtin_ctzll(occ);
+        uint64_t block = ~((UINT64_C(1) << (LEVEL_BITS * (l + 1))) - 1);
+        *level = l;
+        *start = (wh->elapsed & block) | ((uint64_t)slot << (LEVEL_BITS * l));
+        return true;
+    }
+    return false;
+}
+
+static inline int64_t ns_of_tick(uint64_t tick)
+{
+    return tick >= ((uint64_t)INT64_MAX >> TICK_SHIFT) ? INT64_MAX : (int64_t)(tick << TICK_SHIFT);
+}
+
+static void publish_next(struct mvx__wheel *wh)
+{
+    unsigned l;
+    uint64_t start;
+    int64_t next = next_slot(wh, &l, &start) ? ns_of_tick(start) : INT64_MAX;
+    atomic_store_explicit(&wh->next_fire, next, mvx__seq_cst);
+}
+
+/* Links t (unlinked) at tick `when` > elapsed; returns the slot's start in ns. */
+static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_t when)
+{
+    uint64_t last = wh->elapsed | WHEEL_TICKS_MASK;
+    if (MVX_UNLIKELY(when <= wh->elapsed))
+        when = wh->elapsed + 1; /* not reached: callers fire those */
+    if (when > last)
+        when = last > wh->elapsed ? last : wh->elapsed + 1; /* beyond the wheel: re-inserted */
+    unsigned l = level_for(wh->elapsed, when);
+    if (MVX_UNLIKELY(l >= MVX__WHEEL_LEVELS))
+        l = MVX__WHEEL_LEVELS - 1; /* past 2^42 ticks of uptime only */
+    unsigned shift = LEVEL_BITS * l;
+    unsigned slot = (unsigned)(when >> shift) & (MVX__WHEEL_SLOTS - 1);
+    struct mvx__timer **head = &wh->slots[l][slot];
+    t->next = *head;
+    if (t->next)
+        t->next->pprev = &t->next;
+    *head = t;
+    t->pprev = head;
+    wh->occupied[l] |= UINT64_C(1) << slot;
+    wh->count++;
+    uint64_t block = ~((UINT64_C(1) << (shift + LEVEL_BITS)) - 1);
+    return ns_of_tick((wh->elapsed & block) | ((uint64_t)slot << shift));
+}
+
+static void wheel_unlink(struct mvx__wheel *wh, struct mvx__timer *t)
+{
+    *t->pprev = t->next;
+    if (t->next) {
+        t->next->pprev = t->pprev;
+    } else {
+        struct mvx__timer **first = &wh->slots[0][0];
+        size_t idx = (size_t)(t->pprev - first);
+        if (idx < (size_t)MVX__WHEEL_LEVELS * MVX__WHEEL_SLOTS && !*t->pprev)
+            wh->occupied[idx / MVX__WHEEL_SLOTS] &= ~(UINT64_C(1) << (idx % MVX__WHEEL_SLOTS));
+    }
+    wh->count--;
+}
+
+static void flush(mvx_waker *batch, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        mvx_waker_wake(&batch[i]);
+}
+
+/* Fires every timer due at `now`, cascading what is due for it. The lock is taken by the caller
+ * and held on return; it is let go while a full batch of wakers is woken, and `processing` keeps
+ * any other thread from processing meanwhile (elapsed must not move under this loop). Returns
+ * the count. */
+static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
+{
+    if (wh->processing)
+        return 0; /* another thread is at it, between two batches */
+    wh->processing = true;
+    uint64_t now_tick = (uint64_t)now >> TICK_SHIFT;
+    mvx_waker batch[FIRE_BATCH];
+    unsigned n = 0, fired = 0;
+    unsigned l;
+    uint64_t start;
+    while (next_slot(wh, &l, &start) && start <= now_tick) {
+        if (start > wh->elapsed)
+            wh->elapsed = start;
+        unsigned slot = (unsigned)(start >> (LEVEL_BITS * l)) & (MVX__WHEEL_SLOTS - 1);
+        struct mvx__timer *t;
+        while ((t = wh->slots[l][slot]) != NULL) {
+            wheel_unlink(wh, t);
+            if (t->deadline > now && tick_of(t->deadline) > wh->elapsed) {
+                wheel_insert(wh, t, tick_of(t->deadline)); /* a lower level: later than now */
+                continue;
+            }
+            batch[n++] = t->waker;
+            t->waker.vtable = NULL;
+            t->waker.data = NULL;
+            /* Release: the user who sees LINKED clear may touch the waker field. */
+            atomic_store_explicit(&t->home,
+                                  atomic_load_explicit(&t->home, mvx__relaxed) &
+                                      ~MVX__TIMER_LINKED,
+                                  mvx__release);
+            fired++;
+            if (n == FIRE_BATCH) {
+                /* Wake outside the lock: a wake can run a drop callback that frees a timer. */
+                publish_next(wh);
+                wheel_unlock(wh);
+                flush(batch, n);
+                n = 0;
+                wheel_lock(wh);
+            }
+        }
+    }
+    if (wh->count == 0 && now_tick > wh->elapsed)
+        wh->elapsed = now_tick; /* nothing linked: catch up, for precise levels */
+    publish_next(wh);
+    wh->processing = false;
+    if (n) {
+        wheel_unlock(wh);
+        flush(batch, n);
+        wheel_lock(wh);
+    }
+    return fired;
+}
+
+/* ---- the park path ---- */
+
+static bool steal_candidate(struct mvx__worker *w, struct mvx__worker *v, int64_t *due)
+{
+    if (v == w || atomic_load_explicit(&v->sleep, mvx__relaxed) != MVX__AWAKE)
+        return false; /* a sleeping owner wakes for its own deadline */
+    int64_t next = atomic_load_explicit(&v->wheel.next_fire, mvx__relaxed);
+    if (next == INT64_MAX)
+        return false;
+    *due = next > INT64_MAX - STEAL_GRACE_NS ? INT64_MAX : next + STEAL_GRACE_NS;
+    return true;
+}
+
+int64_t mvx__timer_park_deadline(struct mvx__worker *w)
+{
+    int64_t deadline = atomic_load_explicit(&w->wheel.next_fire, mvx__seq_cst);
+    struct mvx_runtime *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        int64_t due;
+        if (steal_candidate(w, rt->workers[i], &due) && due < deadline)
+            deadline = due;
+    }
+    return deadline;
+}
+
+bool mvx__timer_fire_due(struct mvx__worker *w)
+{
+    struct mvx_runtime *rt = w->rt;
+    int64_t first = atomic_load_explicit(&w->wheel.next_fire, mvx__relaxed);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        int64_t due;
+        if (steal_candidate(w, rt->workers[i], &due) && due < first)
+            first = due;
+    }
+    if (first == INT64_MAX)
+        return false;
+    int64_t now = mvx__now_ns();
+    if (now < first)
+        return false;
+    unsigned fired = 0;
+    struct mvx__wheel *own = &w->wheel;
+    if (atomic_load_explicit(&own->next_fire, mvx__relaxed) <= now) {
+        wheel_lock(own);
+        fired += wheel_process(own, now);
+        wheel_unlock(own);
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct mvx__worker *v = rt->workers[i];
+        int64_t due;
+        if (steal_candidate(w, v, &due) && due <= now && wheel_trylock(&v->wheel)) {
+            fired += wheel_process(&v->wheel, now);
+            wheel_unlock(&v->wheel);
+        }
+    }
+    return fired > 0;
+}
+
+/* ---- the public timer ---- */
+
+static struct mvx__wheel *pick_wheel(struct mvx_runtime *rt)
+{
+    struct mvx__worker *w = mvx__tl_worker;
+    if (w && w->rt == rt)
+        return &w->wheel;
+    static _Atomic unsigned rotor;
+    unsigned i = atomic_fetch_add_explicit(&rotor, 1, mvx__relaxed) % rt->nworkers;
+    return &rt->workers[i]->wheel;
+}
+
+static void timer_setup(struct mvx__timer *t, struct mvx_runtime *rt, uintptr_t bits)
+{
+    memset(t, 0, sizeof *t);
+    atomic_init(&t->home, (uintptr_t)pick_wheel(rt) | bits);
+}
+
+MVX_EXTERN int mvx_timer_init(mvx_timer *timer, mvx_runtime *rt)
+{
+    if (!timer || !rt)
+        return mvx__error(MVX_EINVAL, "mvx_timer_init: timer or rt is NULL");
+    atomic_fetch_add_explicit(&rt->arena.refs, 1, mvx__relaxed);
+    timer_setup(timer_of(timer), rt, 0);
+    return 0;
+}
+
+/* Unlinks t if it is linked (in any wheel); true if it was. */
+static bool timer_unlink(struct mvx__timer *t)
+{
+    uintptr_t home = atomic_load_explicit(&t->home, mvx__acquire);
+    if (!(home & MVX__TIMER_LINKED))
+        return false;
+    struct mvx__wheel *wh = wheel_of(home);
+    wheel_lock(wh);
+    home = atomic_load_explicit(&t->home, mvx__relaxed);
+    bool linked = home & MVX__TIMER_LINKED;
+    if (linked) {
+        wheel_unlink(wh, t);
+        atomic_store_explicit(&t->home, home & ~MVX__TIMER_LINKED, mvx__relaxed);
+    }
+    wheel_unlock(wh);
+    return linked;
+}
+
+/* A wheel's next deadline came earlier from a thread that is not its worker: that worker may be
+ * asleep with a later one. */
+static void kick_owner(struct mvx__wheel *wh)
+{
+    struct mvx__worker *w = wh->owner;
+    if (w != mvx__tl_worker && atomic_load_explicit(&w->sleep, mvx__seq_cst) == MVX__SLEEPING)
+        mvx__idle_wake_worker(w);
+}
+
+MVX_EXTERN int mvx_timer_arm(mvx_timer *timer, int64_t deadline_ns, const mvx_waker *waker)
+{
+    if (MVX_UNLIKELY(!timer || !waker || !waker->vtable))
+        return mvx__error(MVX_EINVAL, "mvx_timer_arm: timer, waker or its vtable is NULL");
+    struct mvx__timer *t = timer_of(timer);
+    uintptr_t home = atomic_load_explicit(&t->home, mvx__acquire);
+    if (MVX_UNLIKELY(!home))
+        return mvx__error(MVX_EINVAL, "mvx_timer_arm: the timer is not initialised");
+    struct mvx__wheel *wh = wheel_of(home);
+    struct mvx_runtime *rt = wh->owner->rt;
+    if (MVX_UNLIKELY(atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)) {
+        timer_unlink(t);
+        return mvx__error(MVX_ESHUTDOWN, "mvx_timer_arm: the runtime is shut down");
+    }
+    if (deadline_passed(deadline_ns)) {
+        timer_unlink(t);
+        return 0;
+    }
+    /* The target: this worker's wheel, or the current one when armed from outside. */
+    struct mvx__worker *self = mvx__tl_worker;
+    struct mvx__wheel *target = self && self->rt == rt ? &self->wheel : wh;
+    if (target != wh) {
+        timer_unlink(t);
+        home = (uintptr_t)target | (home & MVX__TIMER_NOREF);
+        atomic_store_explicit(&t->home, home, mvx__relaxed);
+    }
+    wheel_lock(target);
+    home = atomic_load_explicit(&t->home, mvx__relaxed);
+    if (home & MVX__TIMER_LINKED) {
+        if (t->deadline == deadline_ns && mvx_waker_will_wake(&t->waker, waker)) {
+            wheel_unlock(target);
+            return MVX_EAGAIN; /* a repeated poll: nothing changes */
+        }
+        wheel_unlink(target, t);
+        home &= ~MVX__TIMER_LINKED;
+        atomic_store_explicit(&t->home, home, mvx__relaxed);
+    }
+    if (!mvx_waker_will_wake(&t->waker, waker)) {
+        /* Unlinked, so the fields are this thread's: swap wakers outside the lock (a drop can
+         * run a task's drop callback, which may free another timer of this wheel). */
+        wheel_unlock(target);
+        mvx_waker_drop(&t->waker);
+        mvx_waker_clone(waker, &t->waker);
+        wheel_lock(target);
+    }
+    uint64_t when = tick_of(deadline_ns);
+    if (when <= target->elapsed) {
+        wheel_unlock(target); /* processed past it meanwhile: it has passed */
+        return 0;
+    }
+    t->deadline = deadline_ns;
+    int64_t slot_ns = wheel_insert(target, t, when);
+    atomic_store_explicit(&t->home, home | MVX__TIMER_LINKED, mvx__relaxed);
+    bool earlier = slot_ns < atomic_load_explicit(&target->next_fire, mvx__relaxed);
+    if (earlier)
+        atomic_store_explicit(&target->next_fire, slot_ns, mvx__seq_cst);
+    wheel_unlock(target);
+    if (earlier)
+        kick_owner(target);
+    return MVX_EAGAIN;
+}
+
+MVX_EXTERN int mvx_timer_cancel(mvx_timer *timer)
+{
+    if (!timer)
+        return mvx__error(MVX_EINVAL, "mvx_timer_cancel: timer is NULL");
+    return timer_unlink(timer_of(timer)) ? 1 : 0;
+}
+
+MVX_EXTERN void mvx_timer_fini(mvx_timer *timer)
+{
+    if (!timer)
+        return;
+    struct mvx__timer *t = timer_of(timer);
+    uintptr_t home = atomic_load_explicit(&t->home, mvx__acquire);
+    if (!home)
+        return;
+    timer_unlink(t);
+    mvx_waker_drop(&t->waker);
+    struct mvx_runtime *rt = wheel_of(home)->owner->rt;
+    atomic_store_explicit(&t->home, 0, mvx__relaxed);
+    if (!(home & MVX__TIMER_NOREF))
+        mvx__arena_unref(&rt->arena);
+}
+
+/* ---- sleep tasks ---- */
+
+struct sleep_state {
+    mvx_timer timer;
+    int64_t deadline;
+};
+
+static int sleep_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct sleep_state *s = state;
+    /* Shut down (MVX_ESHUTDOWN): stay pending; the shutdown cancels the task. */
+    return mvx_timer_arm(&s->timer, s->deadline, &cx->waker) == 0 ? MVX_POLL_READY
+                                                                   : MVX_POLL_PENDING;
+}
+
+static void sleep_drop(void *state)
+{
+    mvx_timer_fini(&((struct sleep_state *)state)->timer);
+}
+
+static const mvx_task_vtable sleep_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = sleep_poll,
+    .drop = sleep_drop,
+    .state_size = sizeof(struct sleep_state),
+    .state_align = _Alignof(struct sleep_state),
+};
+
+MVX_EXTERN int mvx_spawn_sleep(mvx_runtime *rt, int64_t deadline_ns, mvx_join_handle **join)
+{
+    if (!rt)
+        return mvx__error(MVX_EINVAL, "mvx_spawn_sleep: rt is NULL");
+    /* The task holds no reference of its own on rt: a runtime outlives its unfinished tasks,
+     * and the state (with the timer) is dropped before the task finishes. */
+    struct sleep_state s;
+    timer_setup(timer_of(&s.timer), rt, MVX__TIMER_NOREF);
+    s.deadline = deadline_ns;
+    return mvx__spawn("mvx_spawn_sleep", rt, &rt->base, &sleep_vt, &s, join, 0);
+}
+
+/* ---- the join timeout ---- */
+
+MVX_EXTERN int mvx_join_poll_until(mvx_join_handle *join, mvx_timer *timer, int64_t deadline_ns,
+                                   const mvx_waker *waker)
+{
+    if (!join || !timer || !waker || !waker->vtable)
+        return mvx__error(MVX_EINVAL, "mvx_join_poll_until: join, timer or waker is NULL");
+    int r = mvx_join_poll(join, waker);
+    if (r != MVX_EAGAIN) {
+        mvx_timer_cancel(timer);
+        return r;
+    }
+    r = mvx_timer_arm(timer, deadline_ns, waker);
+    if (r == 0) {
+        /* The deadline won, unless the task finished in between. */
+        r = mvx_join_try(join);
+        return r == MVX_EAGAIN ? mvx__error(MVX_ETIMEDOUT, "mvx_join_poll_until: timed out") : r;
+    }
+    return r;
+}

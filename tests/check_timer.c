@@ -1,0 +1,636 @@
+/*
+ * check_timer.c - the time driver through the public API: timers armed from tasks and from
+ * outside, never early, cancel before and racing the fire, re-arming, sleep tasks, the join
+ * timeout, shutdown and release, a million armed timers, and deadlines at every wheel level.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+
+static mvx_runtime *rt;
+
+static void setup(void)
+{
+    reset_counters();
+    rt = new_runtime(2);
+}
+static void teardown(void)
+{
+    if (rt)
+        ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    rt = NULL;
+}
+
+static uint64_t rng_state = 88172645463325252u;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* ---- a waker that checks the instant it is woken against a deadline ---- */
+static atomic_int g_early, g_woken;
+struct deadline_waker {
+    atomic_int refs;
+    atomic_int wakes;
+    int64_t deadline;
+};
+static void *dw_clone(void *d)
+{
+    atomic_fetch_add(&((struct deadline_waker *)d)->refs, 1);
+    return d;
+}
+static void dw_wake_by_ref(void *d)
+{
+    struct deadline_waker *dw = d;
+    if (mvx_now() < dw->deadline)
+        atomic_fetch_add(&g_early, 1);
+    atomic_fetch_add(&dw->wakes, 1);
+    atomic_fetch_add(&g_woken, 1);
+}
+static void dw_drop(void *d)
+{
+    atomic_fetch_sub(&((struct deadline_waker *)d)->refs, 1);
+}
+static void dw_wake(void *d)
+{
+    dw_wake_by_ref(d);
+    dw_drop(d);
+}
+static const mvx_waker_vtable deadline_waker_vt = {
+    sizeof(mvx_waker_vtable), dw_clone, dw_wake, dw_wake_by_ref, dw_drop,
+};
+
+static void wait_int_at_least(atomic_int *v, int n)
+{
+    struct timespec ts = {0, 200000};
+    for (int64_t waited = 0; atomic_load(v) < n; waited += 200000) {
+        ck_assert_msg(waited < 60 * SEC, "timed out waiting for %d (now %d)", n, atomic_load(v));
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- a task that sleeps on its own timer and checks every wake-up ---- */
+struct napper {
+    mvx_timer timer;
+    int64_t deadline;
+    int rearm; /* re-arm this many times (alternately later and earlier) before settling */
+};
+static atomic_int g_napper_early;
+static int napper_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct napper *n = state;
+    atomic_fetch_add(&g_polls, 1);
+    while (n->rearm > 0) {
+        int64_t d = n->deadline + ((n->rearm & 1) ? 900 * MS : 300 * MS);
+        n->rearm--;
+        if (mvx_timer_arm(&n->timer, d, mvx_context_waker(cx)) != MVX_EAGAIN)
+            atomic_fetch_add(&g_napper_early, 1000000); /* reported as a failure */
+    }
+    int r = mvx_timer_arm(&n->timer, n->deadline, mvx_context_waker(cx));
+    if (r == MVX_EAGAIN)
+        return MVX_POLL_PENDING;
+    if (mvx_now() < n->deadline)
+        atomic_fetch_add(&g_napper_early, 1);
+    *(int64_t *)output = mvx_now();
+    return MVX_POLL_READY;
+}
+static void napper_drop(void *state)
+{
+    mvx_timer_fini(&((struct napper *)state)->timer);
+    atomic_fetch_add(&g_drops, 1);
+}
+static const mvx_task_vtable napper_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = napper_poll,
+    .drop = napper_drop,
+    .state_size = sizeof(struct napper),
+    .state_align = _Alignof(struct napper),
+    .output_size = sizeof(int64_t),
+    .output_align = _Alignof(int64_t),
+};
+
+static mvx_join_handle *spawn_napper(int64_t deadline, int rearm)
+{
+    struct napper n;
+    ck_assert_int_eq(mvx_timer_init(&n.timer, rt), 0);
+    n.deadline = deadline;
+    n.rearm = rearm;
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &napper_vt, &n, &jh), 0);
+    return jh;
+}
+
+/* ---- never early ---- */
+
+START_TEST(ten_thousand_random_deadlines_never_fire_early)
+{
+    enum { N = 10000 };
+    atomic_store(&g_early, 0);
+    atomic_store(&g_woken, 0);
+    mvx_timer *timers = calloc(N, sizeof *timers);
+    struct deadline_waker *dws = calloc(N, sizeof *dws);
+    int armed = 0, bad = 0;
+    /* No ck_assert in the loops: each one is a write to Check's pipe. */
+    for (int i = 0; i < N; i++) {
+        /* From 1 ms in the past to 40 ms ahead, at ns granularity: every offset in a tick. */
+        dws[i].deadline = mvx_now() - MS + (int64_t)(rnd() % (uint64_t)(41 * MS));
+        atomic_init(&dws[i].refs, 1);
+        mvx_waker w = {&deadline_waker_vt, &dws[i]};
+        bad += mvx_timer_init(&timers[i], rt) != 0;
+        int r = mvx_timer_arm(&timers[i], dws[i].deadline, &w);
+        bad += r != 0 && r != MVX_EAGAIN;
+        bad += r == 0 && mvx_now() < dws[i].deadline; /* "expired" only once it has */
+        armed += r == MVX_EAGAIN;
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_gt(armed, N / 2);
+    wait_int_at_least(&g_woken, armed);
+    ck_assert_int_eq(atomic_load(&g_early), 0);
+    for (int i = 0; i < N; i++) {
+        bad += atomic_load(&dws[i].wakes) > 1;
+        bad += mvx_timer_cancel(&timers[i]) != 0; /* fired or never armed */
+        mvx_timer_fini(&timers[i]);
+        bad += atomic_load(&dws[i].refs) != 1; /* every clone released */
+    }
+    ck_assert_int_eq(bad, 0);
+    free(timers);
+    free(dws);
+
+    /* The same from tasks on the workers: each checks the instant it is woken. */
+    atomic_store(&g_napper_early, 0);
+    mvx_join_handle **jh = malloc(N * sizeof *jh);
+    for (int i = 0; i < N; i++)
+        jh[i] = spawn_napper(mvx_now() - MS + (int64_t)(rnd() % (uint64_t)(41 * MS)), 0);
+    for (int i = 0; i < N; i++) {
+        bad += mvx_join_wait(jh[i], MVX_TIMEOUT_INFINITE) != 0;
+        mvx_join_release(jh[i]);
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(atomic_load(&g_napper_early), 0);
+    ck_assert_int_eq(atomic_load(&g_drops), N);
+    free(jh);
+}
+END_TEST
+
+START_TEST(sleep_tasks_complete_at_their_deadlines)
+{
+    enum { N = 2000 };
+    mvx_join_handle **jh = malloc(N * sizeof *jh);
+    int64_t *deadline = malloc(N * sizeof *deadline);
+    int64_t now = mvx_now();
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        deadline[i] = now + (int64_t)(rnd() % (uint64_t)(20 * MS));
+        bad += mvx_spawn_sleep(rt, deadline[i], &jh[i]) != 0;
+    }
+    for (int i = 0; i < N; i++) {
+        bad += mvx_join_wait(jh[i], MVX_TIMEOUT_INFINITE) != 0;
+        bad += mvx_now() < deadline[i];
+        bad += mvx_join_take(jh[i], NULL, 0, NULL) != 0;
+        mvx_join_release(jh[i]);
+    }
+    ck_assert_int_eq(bad, 0);
+    /* A detached sleep and one in the past. */
+    ck_assert_int_eq(mvx_spawn_sleep(rt, now + MS, NULL), 0);
+    mvx_join_handle *past;
+    ck_assert_int_eq(mvx_spawn_sleep(rt, 0, &past), 0);
+    ck_assert_int_eq(mvx_join_wait(past, MVX_TIMEOUT_INFINITE), 0);
+    mvx_join_release(past);
+    free(jh);
+    free(deadline);
+}
+END_TEST
+
+/* ---- cancel ---- */
+
+START_TEST(cancel_before_the_deadline_means_no_wake)
+{
+    struct flag_waker *fw = flag_waker_new();
+    struct deadline_waker later = {.deadline = mvx_now() + 20 * MS};
+    atomic_init(&later.refs, 1);
+    atomic_store(&g_woken, 0);
+    atomic_store(&g_early, 0);
+    mvx_timer a, b;
+    ck_assert_int_eq(mvx_timer_init(&a, rt), 0);
+    ck_assert_int_eq(mvx_timer_init(&b, rt), 0);
+    mvx_waker wa = {&flag_waker_vt, fw}, wb = {&deadline_waker_vt, &later};
+    ck_assert_int_eq(mvx_timer_arm(&a, later.deadline - 10 * MS, &wa), MVX_EAGAIN);
+    ck_assert_int_eq(mvx_timer_arm(&b, later.deadline, &wb), MVX_EAGAIN);
+    ck_assert_int_eq(mvx_timer_cancel(&a), 1);
+    ck_assert_int_eq(mvx_timer_cancel(&a), 0); /* once */
+    wait_int_at_least(&g_woken, 1);            /* b fired: a's deadline is long past */
+    ck_assert_int_eq(atomic_load(&fw->wakes), 0);
+    ck_assert_int_eq(atomic_load(&fw->refs), 2); /* the cancelled timer keeps its waker */
+    mvx_timer_fini(&a);
+    ck_assert_int_eq(atomic_load(&fw->refs), 1);
+    ck_assert_int_eq(mvx_timer_cancel(&b), 0); /* fired */
+    mvx_timer_fini(&b);
+    ck_assert_int_eq(atomic_load(&later.refs), 1);
+    flag_waker_put(fw);
+}
+END_TEST
+
+struct race {
+    pthread_barrier_t go;
+    mvx_timer *timer;
+    _Atomic int64_t deadline;
+    atomic_int result;
+    atomic_bool stop;
+};
+
+static void *canceller(void *arg)
+{
+    struct race *r = arg;
+    for (;;) {
+        pthread_barrier_wait(&r->go);
+        if (atomic_load(&r->stop))
+            return NULL;
+        /* Cancel around the deadline: sometimes before the fire, sometimes during, after. */
+        int64_t at = atomic_load(&r->deadline) + (int64_t)(rnd() % 400000) - 100000;
+        while (mvx_now() < at)
+            ;
+        atomic_store(&r->result, mvx_timer_cancel(r->timer));
+        pthread_barrier_wait(&r->go);
+    }
+}
+
+START_TEST(cancel_racing_the_fire_has_exactly_one_outcome)
+{
+    enum { N = 1000 };
+    struct race r;
+    pthread_barrier_init(&r.go, NULL, 2);
+    atomic_init(&r.stop, false);
+    mvx_timer *timers = calloc(N, sizeof *timers);
+    struct flag_waker **fws = calloc(N, sizeof *fws);
+    pthread_t th;
+    pthread_create(&th, NULL, canceller, &r);
+    int cancelled = 0, fired = 0;
+    int *outcome = calloc(N, sizeof *outcome);
+    for (int i = 0; i < N; i++) {
+        fws[i] = flag_waker_new();
+        mvx_waker w = {&flag_waker_vt, fws[i]};
+        ck_assert_int_eq(mvx_timer_init(&timers[i], rt), 0);
+        int64_t d = mvx_now() + 1000000 + (int64_t)(rnd() % 300000);
+        if (mvx_timer_arm(&timers[i], d, &w) != MVX_EAGAIN) {
+            /* Passed already (a slow, loaded machine): nothing to race; woken never. */
+            outcome[i] = 1;
+            cancelled++;
+            continue;
+        }
+        r.timer = &timers[i];
+        atomic_store(&r.deadline, d);
+        pthread_barrier_wait(&r.go); /* the canceller starts */
+        pthread_barrier_wait(&r.go); /* and has cancelled */
+        outcome[i] = atomic_load(&r.result);
+        if (outcome[i] == 1) {
+            cancelled++;
+        } else {
+            ck_assert_int_eq(atomic_load(&r.result), 0);
+            fired++;
+            wait_until_int(&fws[i]->wakes, 1, 30 * SEC); /* "fired": woken, exactly once */
+        }
+    }
+    atomic_store(&r.stop, true);
+    pthread_barrier_wait(&r.go);
+    pthread_join(th, NULL);
+    /* A sentinel due after every deadline above: once it fired, no cancelled timer can. */
+    struct deadline_waker sentinel = {.deadline = mvx_now() + 2 * MS};
+    atomic_init(&sentinel.refs, 1);
+    atomic_store(&g_woken, 0);
+    mvx_timer s;
+    ck_assert_int_eq(mvx_timer_init(&s, rt), 0);
+    mvx_waker sw = {&deadline_waker_vt, &sentinel};
+    ck_assert_int_eq(mvx_timer_arm(&s, sentinel.deadline, &sw), MVX_EAGAIN);
+    wait_int_at_least(&g_woken, 1);
+    mvx_timer_fini(&s);
+    for (int i = 0; i < N; i++) {
+        /* Cancelled first: never woken. Fired first: woken exactly once. */
+        ck_assert_int_eq(atomic_load(&fws[i]->wakes), outcome[i] == 1 ? 0 : 1);
+        mvx_timer_fini(&timers[i]);
+        ck_assert_int_eq(atomic_load(&fws[i]->refs), 1);
+        flag_waker_put(fws[i]);
+    }
+    ck_assert_int_eq(cancelled + fired, N);
+    free(outcome);
+    pthread_barrier_destroy(&r.go);
+    free(timers);
+    free(fws);
+    fprintf(stderr, "cancel race: %d cancelled first, %d fired first\n", cancelled, fired);
+}
+END_TEST
+
+/* ---- re-arming ---- */
+
+START_TEST(rearm_in_a_loop_fires_once_at_the_last_deadline)
+{
+    /* From a task: 1,000 re-arms in one poll, back and forth, then the real deadline. */
+    atomic_store(&g_napper_early, 0);
+    mvx_join_handle *jh = spawn_napper(mvx_now() + 5 * MS, 1000);
+    ck_assert_int_eq(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), 0);
+    ck_assert_int_eq(atomic_load(&g_napper_early), 0);
+    mvx_join_release(jh);
+
+    /* From outside: 10,000 re-arms with moving deadlines and alternating wakers. */
+    struct flag_waker *f1 = flag_waker_new(), *f2 = flag_waker_new();
+    mvx_waker w1 = {&flag_waker_vt, f1}, w2 = {&flag_waker_vt, f2};
+    mvx_timer t;
+    ck_assert_int_eq(mvx_timer_init(&t, rt), 0);
+    int64_t base = mvx_now() + 10 * SEC;
+    int bad = 0;
+    for (int i = 0; i < 10000; i++)
+        bad += mvx_timer_arm(&t, base + (int64_t)(rnd() % (uint64_t)SEC), (i & 1) ? &w1 : &w2) !=
+               MVX_EAGAIN;
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(atomic_load(&f1->refs), 2); /* the last arm used w1 */
+    ck_assert_int_eq(atomic_load(&f2->refs), 1);
+    ck_assert_int_eq(mvx_timer_arm(&t, mvx_now() + 2 * MS, &w2), MVX_EAGAIN);
+    wait_until_int(&f2->wakes, 1, 30 * SEC);
+    ck_assert_int_eq(atomic_load(&f1->wakes), 0);
+    ck_assert_int_eq(mvx_timer_cancel(&t), 0);
+    /* Re-armed after the fire: fires again. */
+    ck_assert_int_eq(mvx_timer_arm(&t, mvx_now() + MS, &w1), MVX_EAGAIN);
+    wait_until_int(&f1->wakes, 1, 30 * SEC);
+    mvx_timer_fini(&t);
+    ck_assert_int_eq(atomic_load(&f1->refs), 1);
+    ck_assert_int_eq(atomic_load(&f2->refs), 1);
+    ck_assert_int_eq(atomic_load(&f2->wakes), 1);
+    flag_waker_put(f1);
+    flag_waker_put(f2);
+}
+END_TEST
+
+/* ---- sleep abort, the join timeout ---- */
+
+START_TEST(abort_cancels_a_sleep_task)
+{
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn_sleep(rt, mvx_now() + 3600 * SEC, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 5 * MS), MVX_ETIMEDOUT);
+    ck_assert_int_eq(mvx_join_abort(jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), MVX_ECANCELLED);
+    mvx_join_release(jh);
+}
+END_TEST
+
+struct awaiter {
+    mvx_join_handle *target;
+    mvx_timer timer;
+    int64_t deadline;
+};
+static int awaiter_poll(void *state, mvx_context *cx, void *output)
+{
+    struct awaiter *a = state;
+    int r = mvx_join_poll_until(a->target, &a->timer, a->deadline, mvx_context_waker(cx));
+    if (r == MVX_EAGAIN)
+        return MVX_POLL_PENDING;
+    if (r == MVX_ETIMEDOUT)
+        ck_assert(mvx_now() >= a->deadline);
+    *(int *)output = r;
+    return MVX_POLL_READY;
+}
+static void awaiter_drop(void *state)
+{
+    mvx_timer_fini(&((struct awaiter *)state)->timer);
+}
+static const mvx_task_vtable awaiter_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = awaiter_poll,
+    .drop = awaiter_drop,
+    .state_size = sizeof(struct awaiter),
+    .state_align = _Alignof(struct awaiter),
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
+};
+
+static int await_with_deadline(mvx_join_handle *target, int64_t deadline)
+{
+    struct awaiter a = {target, {{0}}, deadline};
+    ck_assert_int_eq(mvx_timer_init(&a.timer, rt), 0);
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &awaiter_vt, &a, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, MVX_TIMEOUT_INFINITE), 0);
+    int out = 0;
+    ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, NULL), 0);
+    mvx_join_release(jh);
+    return out;
+}
+
+START_TEST(join_poll_until_gives_the_outcome_or_times_out)
+{
+    mvx_join_handle *slow, *fast;
+    ck_assert_int_eq(mvx_spawn_sleep(rt, mvx_now() + 3600 * SEC, &slow), 0);
+    ck_assert_int_eq(await_with_deadline(slow, mvx_now() + 3 * MS), MVX_ETIMEDOUT);
+    ck_assert_int_eq(mvx_join_is_finished(slow), 0); /* the timeout does not cancel it */
+    ck_assert_int_eq(mvx_spawn_sleep(rt, mvx_now() + 2 * MS, &fast), 0);
+    ck_assert_int_eq(await_with_deadline(fast, mvx_now() + 3600 * SEC), 0);
+    ck_assert_int_eq(await_with_deadline(fast, 0), 0); /* finished wins over a past deadline */
+    mvx_join_abort(slow);
+    ck_assert_int_eq(await_with_deadline(slow, mvx_now() + 3600 * SEC), MVX_ECANCELLED);
+    mvx_join_release(slow);
+    mvx_join_release(fast);
+}
+END_TEST
+
+/* ---- shutdown and release ---- */
+
+START_TEST(timers_across_shutdown_and_release)
+{
+    enum { N = 100 };
+    mvx_join_handle *sleeps[N], *nappers[N];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(mvx_spawn_sleep(rt, mvx_now() + 3600 * SEC, &sleeps[i]), 0);
+        nappers[i] = spawn_napper(mvx_now() + 3600 * SEC, 0);
+    }
+    struct flag_waker *fw = flag_waker_new();
+    mvx_waker w = {&flag_waker_vt, fw};
+    mvx_timer armed, idle;
+    ck_assert_int_eq(mvx_timer_init(&armed, rt), 0);
+    ck_assert_int_eq(mvx_timer_init(&idle, rt), 0);
+    ck_assert_int_eq(mvx_timer_arm(&armed, mvx_now() + 20 * MS, &w), MVX_EAGAIN);
+    wait_int_at_least(&g_polls, N); /* every napper armed its timer */
+    ck_assert_int_eq(mvx_runtime_shutdown(rt, MVX_TIMEOUT_INFINITE), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(mvx_join_wait(sleeps[i], 0), MVX_ECANCELLED);
+        ck_assert_int_eq(mvx_join_wait(nappers[i], 0), MVX_ECANCELLED);
+        mvx_join_release(sleeps[i]);
+        mvx_join_release(nappers[i]);
+    }
+    ck_assert_int_eq(atomic_load(&g_drops), N);
+    ck_assert_int_eq(mvx_timer_arm(&idle, mvx_now() + MS, &w), MVX_ESHUTDOWN);
+    ck_assert_int_eq(mvx_spawn_sleep(rt, mvx_now() + MS, NULL), MVX_ESHUTDOWN);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    rt = NULL;
+    /* The runtime is gone: the armed timer never fires, and both free safely. */
+    struct timespec ts = {0, 40 * MS};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(atomic_load(&fw->wakes), 0);
+    ck_assert_int_eq(mvx_timer_cancel(&armed), 1);
+    mvx_timer_fini(&armed);
+    mvx_timer_fini(&idle);
+    mvx_timer_fini(&idle); /* finalised: zeroed, a no-op */
+    ck_assert_int_eq(atomic_load(&fw->refs), 1);
+    flag_waker_put(fw);
+}
+END_TEST
+
+/* ---- scale ---- */
+
+START_TEST(a_million_armed_then_cancelled_leaks_nothing)
+{
+    enum { N = 1000000 };
+    mvx_timer *timers = malloc(N * sizeof *timers);
+    struct flag_waker *fw = flag_waker_new();
+    mvx_waker w = {&flag_waker_vt, fw};
+    int64_t base = mvx_now() + 60 * SEC;
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        bad += mvx_timer_init(&timers[i], rt) != 0;
+        bad += mvx_timer_arm(&timers[i], base + (int64_t)(rnd() % (uint64_t)(3600 * SEC)), &w) !=
+               MVX_EAGAIN;
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(atomic_load(&fw->refs), N + 1);
+    for (int i = 0; i < N; i++)
+        bad += mvx_timer_cancel(&timers[i]) != 1;
+    ck_assert_int_eq(bad, 0);
+    for (int i = 0; i < N; i++)
+        mvx_timer_fini(&timers[i]);
+    ck_assert_int_eq(atomic_load(&fw->refs), 1);
+    ck_assert_int_eq(atomic_load(&fw->wakes), 0);
+    flag_waker_put(fw);
+    free(timers);
+}
+END_TEST
+
+/* ---- wheel boundaries ---- */
+
+START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
+{
+    struct flag_waker *fw = flag_waker_new();
+    mvx_waker w = {&flag_waker_vt, fw};
+    mvx_timer t;
+    ck_assert_int_eq(mvx_timer_init(&t, rt), 0);
+    /* Past and now: expired at once, nothing stored. */
+    const int64_t past[] = {INT64_MIN, -1, 0, 1, mvx_now() - SEC, mvx_now() - 1, mvx_now()};
+    for (size_t i = 0; i < sizeof past / sizeof past[0]; i++) {
+        ck_assert_int_eq(mvx_timer_arm(&t, past[i], &w), 0);
+        ck_assert_int_eq(mvx_timer_cancel(&t), 0);
+    }
+    /* Each level's first and last tick (tick = 2^17 ns, 64 slots a level), and far future.
+     * The nearest may fire before the cancel on a slow machine (or under TSan): then it must
+     * wake exactly once. */
+    int fired_first = 0;
+    for (int level = 0; level < 8; level++) {
+        int64_t span = (int64_t)1 << (17 + 6 * level);
+        int64_t now = mvx_now();
+        int64_t last = level < 7 ? now + 64 * span - 1 : now + 2 * span; /* no overflow */
+        const int64_t d[] = {now + span - 1, now + span, now + span + 1, last};
+        for (size_t i = 0; i < 4; i++) {
+            int r = mvx_timer_arm(&t, d[i], &w);
+            ck_assert(r == MVX_EAGAIN || (r == 0 && d[i] - now < SEC));
+            if (r == 0)
+                continue;
+            r = mvx_timer_cancel(&t);
+            ck_assert(r == 1 || (r == 0 && d[i] - now < SEC));
+            fired_first += r == 0;
+        }
+    }
+    int64_t now = mvx_now();
+    const int64_t far[] = {INT64_MAX, INT64_MAX - 1, now + (int64_t)100 * 365 * 24 * 3600 * SEC};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(mvx_timer_arm(&t, far[i], &w), MVX_EAGAIN);
+        ck_assert_int_eq(mvx_timer_cancel(&t), 1);
+    }
+    wait_until_int(&fw->wakes, fired_first, 30 * SEC);
+    mvx_timer_fini(&t);
+    ck_assert_int_eq(atomic_load(&fw->refs), 1);
+    ck_assert_int_eq(atomic_load(&fw->wakes), fired_first);
+    flag_waker_put(fw);
+
+    /* Fired for real on levels 0, 1 and 2 (cascading twice), each checked against its
+     * deadline; higher levels would take minutes. */
+    enum { K = 12 };
+    struct deadline_waker dws[K];
+    mvx_timer ts[K];
+    atomic_store(&g_early, 0);
+    atomic_store(&g_woken, 0);
+    now = mvx_now();
+    for (int i = 0; i < K; i++) {
+        int level = i % 3;
+        int64_t span = (int64_t)1 << (17 + 6 * level);
+        dws[i].deadline = now + span * (1 + i / 3) + i;
+        atomic_init(&dws[i].refs, 1);
+        atomic_init(&dws[i].wakes, 0);
+        mvx_waker dw = {&deadline_waker_vt, &dws[i]};
+        ck_assert_int_eq(mvx_timer_init(&ts[i], rt), 0);
+        ck_assert_int_eq(mvx_timer_arm(&ts[i], dws[i].deadline, &dw), MVX_EAGAIN);
+    }
+    wait_int_at_least(&g_woken, K);
+    ck_assert_int_eq(atomic_load(&g_early), 0);
+    for (int i = 0; i < K; i++) {
+        ck_assert_int_eq(atomic_load(&dws[i].wakes), 1);
+        mvx_timer_fini(&ts[i]);
+    }
+}
+END_TEST
+
+/* ---- errors ---- */
+
+START_TEST(bad_arguments_are_einval)
+{
+    mvx_timer t, zero;
+    memset(&zero, 0, sizeof zero);
+    struct flag_waker *fw = flag_waker_new();
+    mvx_waker w = {&flag_waker_vt, fw}, none = {NULL, NULL};
+    ck_assert_int_eq(mvx_timer_init(NULL, rt), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_init(&t, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_arm(NULL, 0, &w), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_arm(&zero, mvx_now() + SEC, &w), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_init(&t, rt), 0);
+    ck_assert_int_eq(mvx_timer_arm(&t, mvx_now() + SEC, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_arm(&t, mvx_now() + SEC, &none), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_cancel(NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_timer_cancel(&zero), 0);
+    ck_assert_int_eq(mvx_spawn_sleep(NULL, 0, NULL), MVX_EINVAL);
+    ck_assert_int_eq(mvx_join_poll_until(NULL, &t, 0, &w), MVX_EINVAL);
+    mvx_timer_fini(NULL);
+    mvx_timer_fini(&zero);
+    mvx_timer_fini(&t);
+    ck_assert_int_eq(atomic_load(&fw->refs), 1);
+    flag_waker_put(fw);
+}
+END_TEST
+
+static Suite *timer_suite(void)
+{
+    Suite *s = suite_create("timer");
+    TCase *tc = tcase_create("timer");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, ten_thousand_random_deadlines_never_fire_early);
+    tcase_add_test(tc, sleep_tasks_complete_at_their_deadlines);
+    tcase_add_test(tc, cancel_before_the_deadline_means_no_wake);
+    tcase_add_test(tc, cancel_racing_the_fire_has_exactly_one_outcome);
+    tcase_add_test(tc, rearm_in_a_loop_fires_once_at_the_last_deadline);
+    tcase_add_test(tc, abort_cancels_a_sleep_task);
+    tcase_add_test(tc, join_poll_until_gives_the_outcome_or_times_out);
+    tcase_add_test(tc, timers_across_shutdown_and_release);
+    tcase_add_test(tc, a_million_armed_then_cancelled_leaks_nothing);
+    tcase_add_test(tc, deadlines_at_every_wheel_level_far_past_and_now);
+    tcase_add_test(tc, bad_arguments_are_einval);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(timer_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
