@@ -550,6 +550,16 @@ MVX_EXTERN size_t mvx_signature_return_size(const mvx_signature *sig);
 MVX_EXTERN int mvx_spawn_call(mvx_runtime *rt, void (*fn)(void), const mvx_signature *sig,
                               void *const *args, unsigned flags, mvx_join_handle **join);
 
+/* As mvx_spawn_call, and the task owns `owned`: owned_free(owned) is called exactly once, when
+ * the task's state is dropped (after the call returned, or when the task is cancelled before it
+ * ran), on whichever thread drops it. Made for argument memory the caller cannot keep alive
+ * itself, such as a binding's copies of strings passed as ptr arguments: a garbage-collected
+ * caller may lose its handle, or close, while the call still runs. owned_free may be NULL (then
+ * owned is ignored). On failure nothing was spawned and owned stays the caller's. Since 1.1. */
+MVX_EXTERN int mvx_spawn_call_owned(mvx_runtime *rt, void (*fn)(void), const mvx_signature *sig,
+                                    void *const *args, unsigned flags, void *owned,
+                                    void (*owned_free)(void *owned), mvx_join_handle **join);
+
 /* ============================================================================================= */
 /* Interop: notifiers and promises (since 1.1)                                                    */
 

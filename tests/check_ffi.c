@@ -274,6 +274,73 @@ START_TEST(pointed_to_memory_stays_the_callers_and_arguments_are_copied)
 }
 END_TEST
 
+static atomic_int owned_frees;
+static void free_owned(void *owned)
+{
+    ck_assert_ptr_nonnull(owned);
+    free(owned);
+    atomic_fetch_add(&owned_frees, 1);
+}
+static void sleep_ms(uint32_t ms)
+{
+    usleep(ms * 1000u);
+}
+static size_t length_of(const char *s)
+{
+    return strlen(s);
+}
+
+START_TEST(owned_argument_memory_is_freed_once_after_the_call_or_on_cancel)
+{
+    atomic_store(&owned_frees, 0);
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 1;
+    cfg.max_blocking_threads = 1; /* the second job queues behind the first */
+    mvx_runtime *one;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &one), 0);
+    mvx_signature *len_sig = sig_of("size(ptr)"), *sleep_sig = sig_of("void(u32)");
+    char *copy = strdup("the caller's copy");
+    void *len_args[] = {&copy};
+    uint32_t ms = 50;
+    void *sleep_args[] = {&ms};
+    mvx_join_handle *sleeper, *queued, *ran;
+    ck_assert_int_eq(mvx_spawn_call(one, (void (*)(void))sleep_ms, sleep_sig, sleep_args,
+                                    MVX_CALL_BLOCKING, &sleeper), 0);
+    char *copy2 = strdup("never read");
+    void *queued_args[] = {&copy2};
+    ck_assert_int_eq(mvx_spawn_call_owned(one, (void (*)(void))length_of, len_sig, queued_args,
+                                          MVX_CALL_BLOCKING, copy2, free_owned, &queued), 0);
+    ck_assert_int_eq(mvx_join_abort(queued), 0); /* queued behind the sleeper: never runs */
+    ck_assert_int_eq(mvx_join_wait(queued, 5 * SEC), MVX_ECANCELLED);
+    ck_assert_int_eq(atomic_load(&owned_frees), 1);
+    ck_assert_int_eq(mvx_spawn_call_owned(one, (void (*)(void))length_of, len_sig, len_args, 0,
+                                          copy, free_owned, &ran), 0);
+    size_t n = 0;
+    ck_assert_int_eq(mvx_join_wait(ran, 5 * SEC), 0);
+    ck_assert_int_eq(mvx_join_take(ran, &n, sizeof n, NULL), 0);
+    ck_assert_uint_eq(n, strlen("the caller's copy"));
+    ck_assert_int_eq(atomic_load(&owned_frees), 2);
+    ck_assert_int_eq(mvx_join_wait(sleeper, 5 * SEC), 0);
+    /* A failed spawn leaves the block with the caller. */
+    ck_assert_int_eq(mvx_spawn_call_owned(one, NULL, len_sig, len_args, 0, copy, free_owned, NULL),
+                     MVX_EINVAL);
+    mvx_runtime_shutdown(one, 5 * SEC);
+    char *kept = strdup("kept");
+    void *kept_args[] = {&kept};
+    ck_assert_int_eq(mvx_spawn_call_owned(one, (void (*)(void))length_of, len_sig, kept_args, 0,
+                                          kept, free_owned, NULL), MVX_ESHUTDOWN);
+    ck_assert_int_eq(atomic_load(&owned_frees), 2);
+    free(kept);
+    mvx_join_release(sleeper);
+    mvx_join_release(queued);
+    mvx_join_release(ran);
+    mvx_signature_release(len_sig);
+    mvx_signature_release(sleep_sig);
+    ck_assert_int_eq(mvx_runtime_release(one), 0);
+}
+END_TEST
+
 START_TEST(spawn_call_rejects_bad_arguments)
 {
     mvx_signature *sig = sig_of("u64(u32)");
@@ -501,6 +568,7 @@ static Suite *ffi_suite(void)
     tcase_add_test(tc, ten_thousand_call_tasks_from_four_threads);
     tcase_add_test(tc, pointed_to_memory_stays_the_callers_and_arguments_are_copied);
     tcase_add_test(tc, spawn_call_rejects_bad_arguments);
+    tcase_add_test(tc, owned_argument_memory_is_freed_once_after_the_call_or_on_cancel);
     tcase_add_test(tc, foreign_poll_and_drop_drive_a_task_through_wakes);
     tcase_add_test(tc, foreign_poll_writes_the_output);
     tcase_add_test(tc, foreign_signatures_that_cannot_be_callbacks_are_rejected);
