@@ -32,7 +32,7 @@ fn struct_layouts_match_the_header_on_lp64() {
     assert_eq!(offset_of!(mvx_runtime_config, hook_data), 48);
     assert_eq!(offset_of!(mvx_runtime_config, max_blocking_threads), 56);
     assert_eq!(offset_of!(mvx_runtime_config, blocking_keep_alive_ns), 64);
-    assert_eq!(size_of::<mvx_worker_stats>(), 56);
+    assert_eq!(size_of::<mvx_worker_stats>(), 72);
     assert_eq!(size_of::<mvx_blocking_stats>(), 32);
     assert_eq!(offset_of!(mvx_blocking_stats, completed), 24);
 }
