@@ -644,7 +644,10 @@ static bool settled(void)
     int n = atomic_load(&next_id);
     for (int id = 1; id < n && id < MAX_IDS; id++)
         if (atomic_load(&drops[id]) < atomic_load(&spawned[id]) ||
-            atomic_load(&taken[id]) + atomic_load(&out_drops[id]) < atomic_load(&produced[id]))
+            atomic_load(&taken[id]) + atomic_load(&out_drops[id]) < atomic_load(&produced[id]) ||
+            /* a detached failed task drops its failure's payload after its state, on the
+             * completing worker: wait for it too */
+            atomic_load(&payload_drops[id]) < atomic_load(&payload_made[id]))
             return false;
     return atomic_load(&foreign_refs) == 0;
 }
