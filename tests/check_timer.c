@@ -567,7 +567,15 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
         atomic_init(&dws[i].wakes, 0);
         mvx_waker dw = {&deadline_waker_vt, &dws[i]};
         ck_assert_int_eq(mvx_timer_init(&ts[i], rt), 0);
-        ck_assert_int_eq(mvx_timer_arm(&ts[i], dws[i].deadline, &dw), MVX_EAGAIN);
+        int r = mvx_timer_arm(&ts[i], dws[i].deadline, &dw);
+        if (r == 0) {
+            /* Due already (level 0 is 131 us out: a slow or sanitized run gets there first):
+             * "expired" at once is the contract, never early. Counted as its firing. */
+            ck_assert(mvx_now() >= dws[i].deadline);
+            dw_wake_by_ref(&dws[i]);
+        } else {
+            ck_assert_int_eq(r, MVX_EAGAIN);
+        }
     }
     wait_int_at_least(&g_woken, K);
     ck_assert_int_eq(atomic_load(&g_early), 0);
