@@ -662,6 +662,16 @@ static long status_kb(const char *field)
     return kb;
 }
 
+/* Resets VmHWM, so that the peak measured next is this workload's alone. */
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
 static void wait_live(long target)
 {
     while (atomic_load(&live) != target)
@@ -672,11 +682,7 @@ static void pending_memory(void)
 {
     enum { TASKS = 1000000 };
     mvx_runtime *rt = new_runtime();
-    FILE *f = fopen("/proc/self/clear_refs", "w"); /* reset VmHWM */
-    if (f) {
-        fputs("5", f);
-        fclose(f);
-    }
+    reset_peak_rss();
     long before = status_kb("VmRSS:");
     mvx_join_handle **handles = malloc(TASKS * sizeof *handles);
     for (int i = 0; i < TASKS; i++) {
@@ -864,11 +870,7 @@ static void timer_memory(void)
 {
     enum { TASKS = 1000000 };
     mvx_runtime *rt = new_runtime();
-    FILE *f = fopen("/proc/self/clear_refs", "w"); /* reset VmHWM */
-    if (f) {
-        fputs("5", f);
-        fclose(f);
-    }
+    reset_peak_rss();
     long before = status_kb("VmRSS:");
     mvx_join_handle **handles = malloc(TASKS * sizeof *handles);
     int64_t deadline = mvx_now() + (int64_t)3600 * 1000000000;
