@@ -126,7 +126,9 @@ local function median(t)
     return (t[n / 2] + t[n / 2 + 1]) / 2
 end
 
+local only = os.getenv("MVX_BENCH_ONLY") -- a comma list of benchmark names (default: all)
 for _, bench in ipairs({ "lua_call_await", "lua_task_join", "lua_blocking_fanout" }) do
+  if not only or ("," .. only .. ","):find("," .. bench .. ",", 1, true) then
     local list, n = impls[bench], ops[bench]
     local iters = bench == "lua_blocking_fanout" and math.max(3, math.floor(ITERS / 3)) or ITERS
     for it = 1, WARMUP + iters do
@@ -153,6 +155,7 @@ for _, bench in ipairs({ "lua_call_await", "lua_task_join", "lua_blocking_fanout
         print(string.format("ratio bench=%s moduvex/%s=%.2f (target <= 0.70)", bench, best_peer.name,
             list[1].median / best_peer.median))
     end
+  end
 end
 if order.cq_close then order.cq_close() end
 rt:close()

@@ -15,6 +15,7 @@
 #include <moduvex.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,6 +93,19 @@ static int64_t secs_to_ns(lua_State *L, int idx)
     return (int64_t)(s * 1e9);
 }
 
+/* The absolute mvx_now() deadline `secs` (a number >= 0, checked by api.lua) from now, rounded
+ * up to the nanosecond so that a sleep is never early; INT64_MAX for "never". */
+static int64_t deadline_after(lua_Number secs)
+{
+    int64_t now = mvx_now();
+    if (!(secs < 9.2e9))
+        return INT64_MAX;
+    int64_t ns = (int64_t)(secs * 1e9);
+    if ((lua_Number)ns < secs * 1e9)
+        ns++;
+    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+}
+
 /* ---- errors and misc ---- */
 
 static int l_errname(lua_State *L)
@@ -125,6 +139,17 @@ static int l_thread_id(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)(uintptr_t)pthread_self());
     return 1;
+}
+
+/* sleep_block(secs): blocks the calling thread until the deadline (outside any task). */
+static int l_sleep_block(lua_State *L)
+{
+    int64_t d = deadline_after(luaL_checknumber(L, 1));
+    struct timespec ts = {d / 1000000000, d % 1000000000};
+    /* Absolute, on mvx_now()'s clock: never early, and a signal only resumes the same wait. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    return 0;
 }
 
 /* ---- runtime ---- */
@@ -427,6 +452,16 @@ static int l_spawn_call(lua_State *L)
     return 1;
 }
 
+/* spawn_sleep(rt, secs) -> join | nil, code, message: a sleep task (mvx_spawn_sleep). */
+static int l_spawn_sleep(lua_State *L)
+{
+    mvx_runtime *rt = check_rt(L, 1);
+    int64_t d = deadline_after(luaL_checknumber(L, 2));
+    jh_ud *u = new_ud(L, sizeof *u, JH_MT);
+    int r = mvx_spawn_sleep(rt, d, &u->jh);
+    return r ? fail(L, r) : 1;
+}
+
 /* ---- join handles ---- */
 
 static jh_ud *check_jh(lua_State *L, int idx)
@@ -645,6 +680,8 @@ int luaopen_moduvex_core(lua_State *L)
         {"sym", l_sym},
         {"sig_new", l_sig_new},
         {"spawn_call", l_spawn_call},
+        {"spawn_sleep", l_spawn_sleep},
+        {"sleep_block", l_sleep_block},
         {"join_wait", l_join_wait},
         {"join_try", l_join_try},
         {"join_finished", l_join_finished},

@@ -579,6 +579,11 @@ return function(core)
             local ok, e = co_close(task.co)
             if not ok then cerr = e end
         end
+        local nap = task.sleep
+        if nap then -- cancel the sleep task's timer now, not at its deadline
+            task.sleep = nil
+            nap:close()
+        end
         task_done(set, task, fail_result(ECANCELLED, nil, cerr))
     end
 
@@ -724,6 +729,35 @@ return function(core)
             end
         end
         core.notifier_wait(set.n, secs)
+    end
+
+    -- mvx.sleep(secs): inside a coroutine task, awaits a sleep task (mvx_spawn_sleep) of the
+    -- set's runtime, through the set's notifier as any await; outside any task, blocks the
+    -- thread (clock_nanosleep). Never early. sleep(0) in a task lets the set's other ready tasks
+    -- run first.
+    function M.sleep(secs)
+        if type(secs) ~= "number" or secs ~= secs or secs < 0 then
+            error("moduvex.sleep: seconds must be a number >= 0, got " ..
+                (type(secs) == "number" and tostring(secs) or type(secs)), 2)
+        end
+        local task = running_task()
+        if not task then return core.sleep_block(secs) end
+        local set = task.set
+        if secs == 0 then
+            make_ready(set, task)
+            co_yield(AWAIT)
+            return
+        end
+        local rt = set.rt.core
+        if not rt then error(new_error(codes.ESHUTDOWN, "the runtime is closed"), 2) end
+        local jh, code, msg = core.spawn_sleep(rt, secs)
+        if not jh then error(new_error(code, msg), 2) end
+        local h = new_handle(jh)
+        task.sleep = h
+        local ok, err = await_in_task(task, h)
+        task.sleep = nil
+        h:close()
+        if not ok then error(err, 2) end
     end
 
     function Set:step(secs)

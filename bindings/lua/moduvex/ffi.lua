@@ -61,6 +61,8 @@ int mvx_promise_fail(mvx_promise *promise, int code, const char *message, void *
 int mvx_promise_is_cancelled(const mvx_promise *promise);
 int mvx_promise_on_cancel(mvx_promise *promise, const mvx_waker *waker);
 void mvx_promise_release(mvx_promise *promise);
+int64_t mvx_now(void);
+int mvx_spawn_sleep(mvx_runtime *rt, int64_t deadline_ns, mvx_join_handle **join);
 void *malloc(size_t);
 void free(void *);
 void *dlopen(const char *filename, int flags);
@@ -68,6 +70,7 @@ void *dlsym(void *handle, const char *symbol);
 char *dlerror(void);
 struct mvx_lua_timespec { long tv_sec; long tv_nsec; };
 int clock_gettime(int clk, struct mvx_lua_timespec *ts);
+int clock_nanosleep(int clk, int flags, const struct mvx_lua_timespec *t, struct mvx_lua_timespec *rem);
 unsigned long pthread_self(void);
 ]]
 
@@ -98,6 +101,24 @@ function core.now()
     return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
 end
 function core.thread_id() return tonumber(C.pthread_self()) end
+
+-- The absolute mvx_now() deadline secs (a number >= 0, checked by api.lua) from now, rounded up
+-- to the nanosecond so that a sleep is never early; INT64_MAX for "never". As core.c.
+local INT64_MAX = 0x7fffffffffffffffLL
+local function deadline_after(secs)
+    local now = L.mvx_now()
+    if not (secs < 9.2e9) then return INT64_MAX end
+    local ns = math.ceil(secs * 1e9)
+    if ns > INT64_MAX - now then return INT64_MAX end
+    return now + ns
+end
+local sleep_ts = new("struct mvx_lua_timespec")
+function core.sleep_block(secs) -- blocks the calling thread (outside any task)
+    local d = deadline_after(secs)
+    sleep_ts.tv_sec, sleep_ts.tv_nsec = d / 1000000000, d % 1000000000
+    -- CLOCK_MONOTONIC, TIMER_ABSTIME: never early; EINTR only resumes the same wait.
+    while C.clock_nanosleep(1, 1, sleep_ts, nil) == 4 do end
+end
 
 -- ---- runtime ----
 local function runtime_gc(rt) -- never waits: see core.c
@@ -256,6 +277,12 @@ function core.spawn_call(rt, fn, s, blocking, ...)
         if owned then C.free(owned) end
         return fail(r)
     end
+    return gc(jh_out[0], L.mvx_join_release)
+end
+
+function core.spawn_sleep(rt, secs)
+    local r = L.mvx_spawn_sleep(rt, deadline_after(secs), jh_out)
+    if r ~= 0 then return fail(r) end
     return gc(jh_out[0], L.mvx_join_release)
 end
 
