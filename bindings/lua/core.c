@@ -666,6 +666,12 @@ static void new_mt(lua_State *L, const char *name, lua_CFunction gc)
 
 int luaopen_moduvex_core(lua_State *L)
 {
+    /* lua_close() unloads this module, and with it libmoduvex, while the threads of a runtime
+     * collected at exit may still be on their way out (its __gc shuts down without waiting):
+     * keep the library mapped for good. */
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)mvx_runtime_new, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD);
     static const luaL_Reg funcs[] = {
         {"errname", l_errname},
         {"strerror", l_strerror},

@@ -75,7 +75,12 @@ unsigned long pthread_self(void);
 ]]
 
 local C = ffi.C
-local L = ffi.load(os.getenv("MODUVEX_LIBRARY") or "libmoduvex.so.1")
+local libname = os.getenv("MODUVEX_LIBRARY") or "libmoduvex.so.1"
+local L = ffi.load(libname)
+-- lua_close() unloads the library while the threads of a runtime collected at exit may still be
+-- on their way out (its finalizer shuts down without waiting): keep it mapped for good
+-- (RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE).
+C.dlopen(libname, 0x1006)
 local new, cast, gc, istype, typeof = ffi.new, ffi.cast, ffi.gc, ffi.istype, ffi.typeof
 local tonumber = tonumber
 local INF = -1LL
