@@ -232,6 +232,11 @@ return function(core)
     -- Makes ready the waiters of h that belong to set (the others learn of it through their
     -- own set's notifier).
     local function wake_waiters(h, set)
+        local w = h.waiter -- the first waiter: no list for the common case of one
+        if w and w.set == set then
+            h.waiter = nil
+            make_ready(set, w)
+        end
         local ws = h.waiters
         if not ws then return end
         local keep
@@ -290,6 +295,16 @@ return function(core)
         end
     end
 
+    local function add_waiter(h, task)
+        local w = h.waiter
+        if not w then
+            h.waiter = task
+        elseif w ~= task then
+            local ws = h.waiters
+            if ws then ws[#ws + 1] = task else h.waiters = { task } end
+        end
+    end
+
     local AWAIT = {} -- what a task yields to its set while it awaits
     local OK = { n = 1, true } -- the result of every task that returned nothing
 
@@ -314,16 +329,9 @@ return function(core)
                 end
             end
             if deadline and now() >= deadline then return false, new_error(ETIMEDOUT) end
-            local ws = h.waiters
-            if not ws then
-                ws = {}
-                h.waiters = ws
-            end
-            if task.waiting ~= h then ws[#ws + 1] = task end
-            task.waiting = h
+            add_waiter(h, task)
             if deadline then add_timer(task.set, task, deadline) end
             co_yield(AWAIT)
-            task.waiting = nil
             if deadline then task.set.timers[task] = nil end
         end
     end
@@ -359,7 +367,22 @@ return function(core)
         error((...), 0)
     end
     function Handle:await(secs)
-        return raise_or_return(self:join(secs))
+        local res = self.res
+        if not res then
+            local task = secs == nil and running_task()
+            local other = self.task
+            if not (task and other and other.set == task.set and self.jh) then
+                return raise_or_return(self:join(secs))
+            end
+            -- A task of the same set: it makes us ready when it finishes, no C call needed.
+            repeat
+                add_waiter(self, task)
+                co_yield(AWAIT)
+                res = self.res
+            until res
+        end
+        if res[1] then return unpack(res, 2, res.n) end
+        error(res[2], 0)
     end
 
     function Handle:try()
@@ -402,8 +425,11 @@ return function(core)
         core.join_release(jh)
         -- Waiters in other sets are woken by their own set when the task ends.
         local ws = self.waiters
-        if ws and self.res then
-            for i = 1, #ws do make_ready(ws[i].set, ws[i]) end
+        if self.res then
+            local w = self.waiter
+            if w then make_ready(w.set, w) end
+            self.waiter = nil
+            if ws then for i = 1, #ws do make_ready(ws[i].set, ws[i]) end end
             self.waiters = nil
         end
     end
@@ -542,16 +568,13 @@ return function(core)
         if type(fn) ~= "function" then
             error("moduvex: set:spawn: function expected, got " .. type(fn), 2)
         end
-        local p, jh, msg = core.promise_new(rt_core(self.rt))
+        -- The promise, with the set's cancel waker registered on it (one C call).
+        local p, jh, msg = core.promise_new(rt_core(self.rt), self.cancel)
         if not p then return nil, new_error(jh, msg) end
-        local code = core.promise_on_cancel(p, self.cancel)
-        if code ~= 0 then
-            core.promise_release(p)
-            core.join_release(jh)
-            return nil, new_error(code)
-        end
         -- The task record is its handle too (h.task == h): one table per task.
-        local task = setmetatable({ co = co_create(fn), p = p, jh = jh, set = self }, Handle)
+        -- (Every field it will get, so that the table is sized once.)
+        local task = setmetatable({ co = co_create(fn), p = p, jh = jh, set = self, task = false,
+            queued = false, done = false, waiter = false }, Handle)
         task.task = task
         if select("#", ...) > 0 then task.args = pack(...) end
         self.live[task] = true -- the anchor: the set keeps its unfinished tasks
@@ -567,8 +590,7 @@ return function(core)
         set.ntasks = set.ntasks - 1
         set.timers[task] = nil
         task.co = nil
-        core.promise_release(task.p)
-        task.p = nil
+        task.p = nil -- released by promise_resolve, promise_fail or cancel_task
         wake_waiters(task, set)
     end
 
@@ -584,6 +606,7 @@ return function(core)
             task.sleep = nil
             nap:close()
         end
+        core.promise_release(task.p)
         task_done(set, task, fail_result(ECANCELLED, nil, cerr))
     end
 
@@ -591,7 +614,7 @@ return function(core)
         local res
         if ok then
             res = select("#", ...) == 0 and OK or pack(true, ...)
-            if core.promise_resolve(task.p) == ECANCELLED then
+            if core.promise_resolve(task.p) == ECANCELLED then -- (and releases it)
                 res = fail_result(ECANCELLED)
             end
         else
@@ -606,8 +629,8 @@ return function(core)
 
     local function after_resume(set, task, ok, ...)
         current = nil
+        if ok and ... == AWAIT then return end -- (a task cannot return AWAIT: it is local here)
         if co_status(task.co) == "dead" then return finish(set, task, ok, ...) end
-        if ... == AWAIT then return end
         -- The task yielded for its own purposes: its coroutine belongs to the set, so refuse.
         if co_close then co_close(task.co) end
         finish(set, task, false, "moduvex: coroutine.yield() in a task of a set: a task's " ..
@@ -682,7 +705,8 @@ return function(core)
                 local i = set.rhead
                 local task = ready[i]
                 ready[i] = nil
-                set.rhead = i + 1
+                -- Back to index 1 once empty: the queue stays a small array.
+                if i == set.rtail then set.rhead, set.rtail = 1, 0 else set.rhead = i + 1 end
                 run_task(set, task)
                 polls = polls + 1
             end

@@ -364,19 +364,35 @@ end
 function core.notifier_wait(n, secs) return L.mvx_notifier_wait(n, secs_to_ns(secs)) end
 
 local p_out = new("mvx_promise*[1]")
-function core.promise_new(rt)
+-- The promise, with the set's cancel waker registered on it; as core.c.
+function core.promise_new(rt, cancel)
     local r = L.mvx_spawn_promise(rt, 0, 0, nil, p_out, jh_out)
     if r ~= 0 then return fail(r) end
-    return gc(p_out[0], L.mvx_promise_release), gc(jh_out[0], L.mvx_join_release)
+    local p, jh = p_out[0], jh_out[0]
+    r = L.mvx_promise_on_cancel(p, cancel)
+    if r ~= 0 then
+        L.mvx_promise_release(p)
+        L.mvx_join_release(jh)
+        return fail(r)
+    end
+    return gc(p, L.mvx_promise_release), gc(jh, L.mvx_join_release)
 end
-function core.promise_resolve(p) return L.mvx_promise_resolve(p, nil) end
-function core.promise_fail(p, code, msg) return L.mvx_promise_fail(p, code, msg, nil, nil) end
-function core.promise_on_cancel(p, w) return L.mvx_promise_on_cancel(p, w) end
-function core.promise_cancelled(p) return L.mvx_promise_is_cancelled(p) ~= 0 end
 function core.promise_release(p)
     gc(p, nil)
     L.mvx_promise_release(p)
 end
+-- resolve and fail also release the promise: the task is finished either way.
+function core.promise_resolve(p)
+    local r = L.mvx_promise_resolve(p, nil)
+    core.promise_release(p)
+    return r
+end
+function core.promise_fail(p, code, msg)
+    local r = L.mvx_promise_fail(p, code, msg, nil, nil)
+    core.promise_release(p)
+    return r
+end
+function core.promise_cancelled(p) return L.mvx_promise_is_cancelled(p) ~= 0 end
 
 local M = require("moduvex.api")(core)
 M.ffi_library = L
