@@ -184,10 +184,11 @@ return function(core)
     local function c_result(h, code)
         local res = h.res
         if res then return res end
-        if code == 0 or code == EFAILED then
+        if code == 0 or code == EFAILED or code == nil then
             local s = h.sig
             local r = pack(core.join_take(h.jh, s and s.core))
             local c = r[1]
+            if c == EAGAIN then return nil end -- (code nil: a guess that it finished)
             if c == 0 then
                 if s and s.struct_ret then
                     res = { n = 2, true, (rebuild(s.ret, r, 2)) }
@@ -315,12 +316,19 @@ return function(core)
 
     local function await_in_task(task, h, secs)
         local deadline = secs and secs >= 0 and now() + secs
+        local woken = false
         while true do
             local res = h.res
             if res then return unpack(res, 1, res.n) end
             local other = h.task
             if not (other and other.set == task.set) then
                 if not h.jh then return false, new_error(ECANCELLED, "the handle is closed") end
+                if woken and not h.watch then
+                    -- Its token came: it most likely finished, so take the result at once (one
+                    -- C call instead of a poll and a take).
+                    res = c_result(h, nil)
+                    if res then return unpack(res, 1, res.n) end
+                end
                 local c = watch(task.set, h)
                 if c ~= EAGAIN then
                     unwatch(h)
@@ -332,6 +340,7 @@ return function(core)
             add_waiter(h, task)
             if deadline then add_timer(task.set, task, deadline) end
             co_yield(AWAIT)
+            woken = true
             if deadline then task.set.timers[task] = nil end
         end
     end
