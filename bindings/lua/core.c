@@ -225,6 +225,19 @@ static int l_worker_count(lua_State *L)
     return 1;
 }
 
+/* blocking_stats(rt) -> threads, idle, running, queued, completed */
+static int l_blocking_stats(lua_State *L)
+{
+    mvx_blocking_stats st = {.size = sizeof st};
+    mvx_runtime_blocking_stats(check_rt(L, 1), &st);
+    lua_pushinteger(L, st.threads);
+    lua_pushinteger(L, st.idle_threads);
+    lua_pushinteger(L, st.running);
+    lua_pushinteger(L, st.queued);
+    lua_pushinteger(L, (lua_Integer)st.completed);
+    return 5;
+}
+
 /* ---- libraries and symbols (dlopen'ed libraries are never closed: tasks may still call) ---- */
 
 static int l_open(lua_State *L)
@@ -719,6 +732,7 @@ int luaopen_moduvex_core(lua_State *L)
         {"runtime_new", l_runtime_new},
         {"runtime_close", l_runtime_close},
         {"worker_count", l_worker_count},
+        {"blocking_stats", l_blocking_stats},
         {"open", l_open},
         {"sym", l_sym},
         {"sig_new", l_sig_new},

@@ -493,6 +493,12 @@ return function(core)
     Runtime.__close = function(self) self:close() end
 
     function Runtime:workers() return core.worker_count(rt_core(self)) end
+    -- A snapshot of the blocking pool: threads (alive), idle, running, queued, completed.
+    function Runtime:blocking_stats()
+        local threads, idle, running, queued, completed = core.blocking_stats(rt_core(self))
+        return { threads = threads, idle = idle, running = running, queued = queued,
+            completed = completed }
+    end
 
     local Lib = {}
     function Lib.__index(self, name)

@@ -17,6 +17,10 @@ typedef struct mvx_runtime_config {
     void (*on_thread_start)(void *, unsigned); void (*on_thread_stop)(void *, unsigned);
     void *hook_data; unsigned max_blocking_threads; int64_t blocking_keep_alive_ns;
 } mvx_runtime_config;
+typedef struct mvx_blocking_stats {
+    size_t size; unsigned threads, idle_threads, running, queued; uint64_t completed;
+} mvx_blocking_stats;
+int mvx_runtime_blocking_stats(mvx_runtime *rt, mvx_blocking_stats *stats);
 typedef struct mvx_failure {
     size_t size; int code; char *message; void *payload; void (*payload_drop)(void *);
 } mvx_failure;
@@ -147,6 +151,13 @@ function core.runtime_close(rt, secs)
     L.mvx_runtime_release(rt)
 end
 function core.worker_count(rt) return tonumber(L.mvx_runtime_worker_count(rt)) end
+local bstats = new("mvx_blocking_stats")
+function core.blocking_stats(rt)
+    bstats.size = ffi.sizeof(bstats)
+    L.mvx_runtime_blocking_stats(rt, bstats)
+    return bstats.threads, bstats.idle_threads, bstats.running, bstats.queued,
+        tonumber(bstats.completed)
+end
 
 -- ---- libraries ----
 function core.open(name)
