@@ -555,6 +555,7 @@ return function(core)
     function Func:spawn_blocking(...) return spawn_call(self, true, ...) end
 
     -- ---- local sets: coroutine tasks and the loop that drives them ---------------------------
+    local SPIN_MAX, SPIN_MIN = 200e-6, 2e-6 -- the driving loop's spin (see wait)
     local Set = {}
     Set.__index = Set
     M.Set = Set
@@ -575,7 +576,7 @@ return function(core)
         return setmetatable({
             rt = self, n = n, kick = kick, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
             timers = {}, tokens = {}, next_token = 2, buf = {}, driving = false, kicked = false,
-            cancel = cancel, live = {}, wakers = {},
+            cancel = cancel, live = {}, wakers = {}, spin = SPIN_MAX,
         }, Set)
     end
 
@@ -743,21 +744,48 @@ return function(core)
         end
     end
 
-    M.spin_seconds = 20e-6 -- how long a driving loop polls before it sleeps on the fd
-    -- Waits until a token arrives (or secs, or the next timer, pass). Spins briefly first,
-    -- draining without a system call: a worker's completion often comes within microseconds,
-    -- and a sleep plus a wake-up through the kernel costs far more.
+    -- How long a driving loop polls before it sleeps on the fd. nil: adaptive (below); a
+    -- number: that many seconds every time (0: never spin).
+    M.spin_seconds = nil
+    -- Adaptive spin, as the library's own sleepers do (src/spin.h): each set keeps a budget
+    -- that follows whether spinning pays. A spin that finds a token after t keeps at least 4 t;
+    -- one that runs out, followed by a sleep that a token ended g after the spin began, doubles
+    -- (at least 2 g) when g <= SPIN_MAX (a longer spin would have caught it), else halves (0
+    -- below SPIN_MIN: a set that awaits slow work sleeps at once). SPIN_MAX covers a parked
+    -- worker's wake-up on small VMs (tens of microseconds): a round trip the driver catches
+    -- spinning keeps the worker's own spin paying too, where two sleeps per round trip would
+    -- make both sides give up spinning.
+    local function spin_learn(set, found, gap)
+        local b = set.spin
+        if found then
+            if 4 * gap > b then b = 4 * gap end
+        elseif gap <= SPIN_MAX then
+            b = 2 * (b > gap and b or gap)
+        else
+            b = b / 2
+            set.spin = b < SPIN_MIN and 0 or b
+            return
+        end
+        set.spin = b < SPIN_MIN and SPIN_MIN or b > SPIN_MAX and SPIN_MAX or b
+    end
+
+    -- Waits until a token arrives (or secs, or the next timer, pass). Spins first, draining
+    -- without a system call: a worker's completion often comes within microseconds, and a sleep
+    -- plus a wake-up through the kernel costs far more.
     local function wait(set, secs)
         local t = next_timer(set)
         if t and (not secs or t < secs) then secs = t end
         if secs == 0 then return end
-        local spin = M.spin_seconds
+        local fixed = M.spin_seconds
+        local spin = fixed or set.spin
+        if secs and spin > secs then spin = secs end
+        local t0 = now()
         if spin > 0 then
-            local t0 = now()
             set.driving = true
             repeat
                 if pull(set) > 0 or set.rhead <= set.rtail then
                     set.driving = false
+                    if not fixed then spin_learn(set, true, now() - t0) end
                     return
                 end
             until now() - t0 > spin
@@ -767,7 +795,8 @@ return function(core)
                 if secs <= 0 then return end
             end
         end
-        core.notifier_wait(set.n, secs)
+        local r = core.notifier_wait(set.n, secs)
+        if not fixed then spin_learn(set, false, r == 0 and now() - t0 or math.huge) end
     end
 
     -- mvx.sleep(secs): inside a coroutine task, awaits a sleep task (mvx_spawn_sleep) of the
