@@ -480,11 +480,16 @@ static int l_spawn_call(lua_State *L)
     return 1;
 }
 
-/* spawn_sleep(rt, secs) -> join | nil, code, message: a sleep task (mvx_spawn_sleep). */
+/* spawn_sleep(rt, deadline) -> join | nil, code, message: a sleep task (mvx_spawn_sleep) that
+ * completes once mvx_now() reaches `deadline` (seconds on that clock, as core.now(); rounded up
+ * to the nanosecond, so never before it). */
 static int l_spawn_sleep(lua_State *L)
 {
     mvx_runtime *rt = check_rt(L, 1);
-    int64_t d = deadline_after(luaL_checknumber(L, 2));
+    lua_Number at = luaL_checknumber(L, 2) * 1e9;
+    int64_t d = !(at < 9.2e18) ? INT64_MAX : at <= 0 ? 0 : (int64_t)at;
+    if ((lua_Number)d < at && d < INT64_MAX)
+        d++;
     jh_ud *u = new_ud(L, sizeof *u, UV_JH);
     int r = mvx_spawn_sleep(rt, d, &u->jh);
     return r ? fail(L, r) : 1;

@@ -577,6 +577,8 @@ return function(core)
             rt = self, n = n, kick = kick, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
             timers = {}, tokens = {}, next_token = 2, buf = {}, driving = false, kicked = false,
             cancel = cancel, live = {}, wakers = {}, spin = SPIN_MAX,
+            sleepers = {}, nsleepers = 0, sleep_seq = 0, nap = false, nap_at = 0,
+            sleep_dirty = false,
         }, Set)
     end
 
@@ -617,10 +619,12 @@ return function(core)
             local ok, e = co_close(task.co)
             if not ok then cerr = e end
         end
-        local nap = task.sleep
-        if nap then -- cancel the sleep task's timer now, not at its deadline
+        local e = task.sleep
+        if e then -- a sleeper no more: the set's sleep task is cancelled once none is left
             task.sleep = nil
-            nap:close()
+            e.cancelled = true
+            set.nsleepers = set.nsleepers - 1
+            set.sleep_dirty = true
         end
         core.promise_release(task.p)
         task_done(set, task, fail_result(ECANCELLED, nil, cerr))
@@ -667,6 +671,106 @@ return function(core)
         return after_resume(set, task, co_resume(task.co))
     end
 
+    -- ---- mvx.sleep: the set's sleepers ----
+    -- Sleeping tasks wait in a binary heap of the set, ordered by (deadline, arrival), and the
+    -- set keeps one sleep task of the library (mvx_spawn_sleep, "the nap") armed for the earliest
+    -- deadline, awaited through the notifier like any handle: its token wakes the driving loop
+    -- or the host loop polling the fd. On that token the set makes every sleeper whose deadline
+    -- has passed ready, in deadline order, and arms the nap for the next. So sleepers resume in
+    -- deadline order whatever the workers' timing (a worker that fires two timers late, in one
+    -- batch, may complete their tasks in either order), cost one heap entry each rather than a
+    -- task, and a cancelled sleeper costs nothing once the last one is gone (the nap is aborted).
+    local function heap_less(a, b)
+        return a.at < b.at or (a.at == b.at and a.seq < b.seq)
+    end
+    local function heap_push(hp, e)
+        local i = #hp + 1
+        hp[i] = e
+        while i > 1 do
+            local parent = (i - i % 2) / 2
+            if not heap_less(hp[i], hp[parent]) then break end
+            hp[i], hp[parent] = hp[parent], hp[i]
+            i = parent
+        end
+    end
+    local function heap_pop(hp)
+        local n = #hp
+        local top = hp[1]
+        hp[1] = hp[n]
+        hp[n] = nil
+        n = n - 1
+        local i = 1
+        while true do
+            local l, r, m = 2 * i, 2 * i + 1, i
+            if l <= n and heap_less(hp[l], hp[m]) then m = l end
+            if r <= n and heap_less(hp[r], hp[m]) then m = r end
+            if m == i then break end
+            hp[i], hp[m] = hp[m], hp[i]
+            i = m
+        end
+        return top
+    end
+
+    local function drop_nap(set)
+        local nap = set.nap
+        if nap then
+            set.nap = false
+            nap:close() -- aborts it: its timer is cancelled
+        end
+    end
+
+    -- Wakes the sleepers that are due, in order, and keeps the nap armed for the next one.
+    local function service_sleepers(set)
+        set.sleep_dirty = false
+        local hp = set.sleepers
+        while true do
+            local t = now()
+            while hp[1] and (hp[1].cancelled or hp[1].at <= t) do
+                local e = heap_pop(hp)
+                if not e.cancelled then
+                    e.woken = true
+                    e.task.sleep = nil
+                    set.nsleepers = set.nsleepers - 1
+                    make_ready(set, e.task)
+                end
+            end
+            local top = hp[1]
+            if not top then
+                drop_nap(set)
+                return
+            end
+            local nap = set.nap
+            if nap and set.nap_at <= top.at then
+                -- Armed early enough; watch it again if a stale token took its watch.
+                if watch(set, nap) == EAGAIN then return end
+                drop_nap(set) -- it fired (or was cancelled): arm another
+            else
+                drop_nap(set)
+                local rt = set.rt.core
+                local jh, code, msg
+                if rt then jh, code, msg = core.spawn_sleep(rt, top.at) end
+                if not jh then
+                    -- The runtime is shut down: nothing can wake the sleepers any more.
+                    local err = new_error(code or codes.ESHUTDOWN, msg or "the runtime is closed")
+                    while hp[1] do
+                        local e = heap_pop(hp)
+                        if not e.cancelled then
+                            e.err = err
+                            e.task.sleep = nil
+                            set.nsleepers = set.nsleepers - 1
+                            make_ready(set, e.task)
+                        end
+                    end
+                    return
+                end
+                nap = new_handle(jh)
+                set.nap, set.nap_at = nap, top.at
+                if watch(set, nap) == EAGAIN then return end
+                drop_nap(set) -- already due: wake and look again
+            end
+        end
+    end
+
     -- Moves the notifier's tokens and expired timers into the ready queue.
     -- Returns the number of tokens taken.
     local function pull(set)
@@ -682,6 +786,7 @@ return function(core)
                 if h then -- a watched handle finished
                     unwatch(h)
                     wake_waiters(h, set)
+                    if h == set.nap then set.sleep_dirty = true end
                 elseif id == 1 then -- some task was cancelled: run_task finds which
                     for task in pairs(set.live) do
                         if core.promise_cancelled(task.p) then make_ready(set, task) end
@@ -690,6 +795,7 @@ return function(core)
             end
             if k < 64 then break end
         end
+        if set.sleep_dirty then service_sleepers(set) end
         if next(set.timers) then
             local t = now()
             for task in pairs(set.timers) do
@@ -799,10 +905,10 @@ return function(core)
         if not fixed then spin_learn(set, false, r == 0 and now() - t0 or math.huge) end
     end
 
-    -- mvx.sleep(secs): inside a coroutine task, awaits a sleep task (mvx_spawn_sleep) of the
-    -- set's runtime, through the set's notifier as any await; outside any task, blocks the
-    -- thread (clock_nanosleep). Never early. sleep(0) in a task lets the set's other ready tasks
-    -- run first.
+    -- mvx.sleep(secs): inside a coroutine task, a sleeper of its set (see "the set's
+    -- sleepers"); outside any task, blocks the thread (clock_nanosleep). Never early: a sleeper
+    -- is woken only once now() has reached its deadline. sleep(0) in a task lets the set's
+    -- other ready tasks run first.
     function M.sleep(secs)
         if type(secs) ~= "number" or secs ~= secs or secs < 0 then
             error("moduvex.sleep: seconds must be a number >= 0, got " ..
@@ -816,16 +922,16 @@ return function(core)
             co_yield(AWAIT)
             return
         end
-        local rt = set.rt.core
-        if not rt then error(new_error(codes.ESHUTDOWN, "the runtime is closed"), 2) end
-        local jh, code, msg = core.spawn_sleep(rt, secs)
-        if not jh then error(new_error(code, msg), 2) end
-        local h = new_handle(jh)
-        task.sleep = h
-        local ok, err = await_in_task(task, h)
-        task.sleep = nil
-        h:close()
-        if not ok then error(err, 2) end
+        if not set.rt.core then error(new_error(codes.ESHUTDOWN, "the runtime is closed"), 2) end
+        local seq = set.sleep_seq + 1
+        set.sleep_seq = seq
+        local e = { at = now() + secs, seq = seq, task = task }
+        heap_push(set.sleepers, e)
+        set.nsleepers = set.nsleepers + 1
+        set.sleep_dirty = true
+        task.sleep = e
+        repeat co_yield(AWAIT) until e.woken or e.err
+        if e.err then error(e.err, 2) end
     end
 
     function Set:step(secs)

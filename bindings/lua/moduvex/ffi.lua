@@ -296,8 +296,13 @@ function core.spawn_call(rt, fn, s, blocking, ...)
     return gc(jh_out[0], L.mvx_join_release)
 end
 
-function core.spawn_sleep(rt, secs)
-    local r = L.mvx_spawn_sleep(rt, deadline_after(secs), jh_out)
+-- A sleep task that completes once mvx_now() reaches deadline (seconds on that clock, as
+-- core.now(); rounded up to the nanosecond). As core.c.
+function core.spawn_sleep(rt, deadline)
+    local at = deadline * 1e9
+    local d
+    if not (at < 9.2e18) then d = INT64_MAX elseif at <= 0 then d = 0 else d = math.ceil(at) end
+    local r = L.mvx_spawn_sleep(rt, d, jh_out)
     if r ~= 0 then return fail(r) end
     return gc(jh_out[0], L.mvx_join_release)
 end
