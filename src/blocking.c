@@ -188,10 +188,14 @@ int mvx__blocking_submit(const char *fn, struct mvx__blocking *pool, struct mvx_
         pool->head = t;
     pool->tail = t;
     pool->queued++;
-    if (wake_idle)
-        pthread_cond_signal(&pool->work);
     struct mvx__blocking_thread *exited = take_exited(pool);
     pthread_mutex_unlock(&pool->lock);
+    /* After the unlock: a thread woken while we still held the lock would block on it at once
+     * (another sleep and wake per job), and the futex call would lengthen the critical section
+     * that every finishing job and every spawn waits for. A waiter re-checks the queue, so a
+     * wake that finds the job already taken by a thread that was finishing is only spurious. */
+    if (wake_idle)
+        pthread_cond_signal(&pool->work);
     join_all(exited);
     return 0;
 }
