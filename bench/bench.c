@@ -2,7 +2,8 @@
  * bench.c - moduvex-bench: the scheduler workloads of ../shared/peers/README.md (tokio's
  * benches/rt_multi_threaded.rs, same parameters, plus spawn_join_latency and pending_memory) on
  * the public ABI only, printing the peers' one-line format with impl=moduvex; and trickle (tasks
- * arriving slowly: CPU per task, start latency, idle CPU), in the peers' format too.
+ * arriving slowly: CPU per task, start latency, idle CPU), in the peers' format too, and
+ * trickle_floor (the same loop with no runtime: the harness's own cost, under every trickle result).
  *
  * Plus the timer workloads (timer_churn, timer_fire, timer_memory, timer_idle_cpu,
  * timer_busy_lateness; see ../shared/peers/README.md and docs/timers.md); poll_direct, poll_ffi
@@ -1012,6 +1013,33 @@ static void trickle(void)
     mvx_runtime_release(rt);
 }
 
+/* trickle_floor: trickle's loop with no runtime and no spawn: what the harness itself costs on
+ * this machine (each clock_nanosleep of the period, then the idle second), the floor under every
+ * implementation's trickle numbers. */
+static void trickle_floor(void)
+{
+    int tasks = iters == 1 ? 100 : 2000;
+    int64_t idle_ns = iters == 1 ? 100000000 : 1000000000;
+    int64_t period = (int64_t)env_int("MVX_TRICKLE_PERIOD_US", 1000) * 1000;
+    int64_t c0 = cpu_ns();
+    int64_t start = now_ns();
+    for (int i = 0; i < tasks; i++) {
+        int64_t next = start + period * i;
+        struct timespec ts = {next / 1000000000, next % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+        }
+    }
+    int64_t c1 = cpu_ns();
+    struct timespec idle = {idle_ns / 1000000000, idle_ns % 1000000000};
+    nanosleep(&idle, NULL);
+    int64_t c2 = cpu_ns();
+    printf("bench=trickle_floor impl=moduvex threads=0 tasks=%d period_ns=%lld cpu_per_task_ns=%lld "
+           "idle_cpu_ns_per_s=%lld\n",
+           tasks, (long long)period, (long long)((c1 - c0) / tasks),
+           (long long)((c2 - c1) * 1000000000 / idle_ns));
+    fflush(stdout);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* poll_direct / poll_ffi / ffi_call                                                           */
 
@@ -1294,6 +1322,7 @@ static const struct {
     {"timer_idle_cpu", timer_idle_cpu},
     {"timer_busy_lateness", timer_busy_lateness},
     {"trickle", trickle},
+    {"trickle_floor", trickle_floor},
     /* One entry runs all three, so that they share a run: poll_direct, poll_ffi, ffi_call. */
     {"poll_paths", poll_paths},
     {"notifier_round_trip", notifier_round_trip},

@@ -149,9 +149,14 @@ static bool spin_for_work(struct mvx__worker *w, int64_t since, bool *spun)
             return true;
         }
         if ((i & 63) == 0) {
-            if (mvx__now_ns() > deadline)
+            int64_t now = mvx__now_ns();
+            if (now > deadline)
                 return false;
-            sched_yield(); /* let the thread that will produce the work run */
+            /* Let the thread that will produce the work run, should it share our core; but
+             * only once the spin has gone on for a while: the call takes about a microsecond
+             * on a VM, during which new work would go unseen. */
+            if (now - since > MVX__SPIN_MIN_NS * 4)
+                sched_yield();
         }
         mvx__cpu_relax();
     }
