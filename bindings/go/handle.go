@@ -30,9 +30,11 @@ type core struct {
 	done     chan struct{}
 	finished atomic.Bool // done is closed (set once: no double close)
 	aborted  atomic.Bool // abort was asked for (for the tests)
+	armed    atomic.Bool // a call's token is registered (see arm)
 
 	mu     sync.Mutex
 	jh     *C.mvx_join_handle // nil once released
+	word   unsafe.Pointer     // a call's completion word (C memory, glue.c); nil once released
 	token  uint64
 	rt     *Runtime
 	taken  bool // the outcome was moved out into out/err
@@ -48,10 +50,47 @@ func (c *core) complete() {
 	}
 }
 
-func (c *core) isFinished() bool {
+// wordDone reads a call's completion word without a cgo call: whether its task has finished.
+func (c *core) wordDone() bool { return c.wordIs(C.GOMVX_DONE) }
+
+func (c *core) wordIs(state uint32) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.jh != nil && C.mvx_join_is_finished(c.jh) != 0
+	is := c.word != nil && atomic.LoadUint32((*uint32)(c.word)) == state
+	c.mu.Unlock()
+	return is
+}
+
+// arm makes done close when a call finishes, by registering its token and arming its completion
+// word (glue.c): until then the call's completion costs Go nothing, and a waiter that comes
+// after it, or catches it spinning, never involves the poller. Other handles are registered when
+// they start. Idempotent.
+func (c *core) arm() {
+	if c.kind != kindCall || c.finished.Load() || c.armed.Swap(true) {
+		return
+	}
+	rt := c.rt
+	rt.mu.RLock() // against Close: a token queued from here on is drained by Close
+	if !rt.closed {
+		rt.registerAs(c.token, entry{c: c})
+		c.mu.Lock()
+		armed := c.word != nil && atomic.CompareAndSwapUint32((*uint32)(c.word), C.GOMVX_PENDING,
+			C.GOMVX_ARMED)
+		c.mu.Unlock()
+		if armed {
+			rt.mu.RUnlock()
+			return
+		}
+		rt.unregister(c.token) // finished (or the handle is closed): no token will come
+		rt.mu.RUnlock()
+		c.complete()
+		return
+	}
+	rt.mu.RUnlock()
+	// The Runtime is closed, so the task has finished; unless a C joiner given C() replaced the
+	// word's waker, which then never fires.
+	if c.wordDone() || !c.watchWithoutNotifier() {
+		c.complete()
+	}
 }
 
 func (c *core) finishedOrClosed() bool {
@@ -152,11 +191,12 @@ func (c *core) close() {
 	jh := c.jh
 	c.jh = nil
 	if jh != nil {
-		C.mvx_join_release(jh)
+		C.gomvx_release(jh, c.word)
+		c.word = nil
 		live.Add(-1)
 	}
 	c.mu.Unlock()
-	if jh != nil && c.rt != nil {
+	if jh != nil && c.rt != nil && (c.kind != kindCall || c.armed.Load()) {
 		c.rt.unregister(c.token)
 	}
 	c.complete()
@@ -166,50 +206,108 @@ func (c *core) close() {
 // may be called from any goroutine too. Close it when done (a finalizer only backs that up).
 type Handle struct {
 	c *core
+	// A finalizer is a "special" on the object's span, and the runtime inserts it by walking the
+	// span's list: with 1,000 handles of 8 bytes live in one span, SetFinalizer cost more than
+	// the whole call. Padded to the 128-byte size class, a span holds 64.
+	_ [120]byte
 }
 
 func newHandle(c *core) *Handle {
-	h := &Handle{c}
+	h := &Handle{c: c}
 	runtime.SetFinalizer(h, func(h *Handle) { h.c.close() })
 	return h
 }
 
 // Done is closed once the task has finished (completed, failed or been cancelled), or the
 // Handle is closed.
-func (h *Handle) Done() <-chan struct{} { return h.c.done }
+func (h *Handle) Done() <-chan struct{} {
+	h.c.arm()
+	return h.c.done
+}
 
-// spinChecks is how many times Wait checks the task before parking on Done: a call that returns
-// at once is usually finished within a few microseconds, sooner than the poller could be woken.
-var spinChecks = envInt("MVX_GO_SPIN", 0)
+// Wait and Output check a call's completion word for a short while before they park (and arm
+// it): a call that returns at once finishes within microseconds, sooner than a netpoller wake-up
+// would deliver it, and a caught completion costs no thread hand-off at all. The spin's length
+// adapts per Runtime as the library's does (src/spin.h): a catch after t makes it at least 4t, a
+// park woken within the ceiling doubles it, a longer park halves it down to the floor; so calls
+// that take long cost at most the floor's CPU per Wait. MVX_GO_SPIN_NS sets the ceiling (0: no
+// spin).
+var (
+	spinMax   = int64(envInt("MVX_GO_SPIN_NS", 20000))
+	spinFloor = min64(spinMax, int64(envInt("MVX_GO_SPIN_FLOOR_NS", 1000)))
+)
+
+func min64(a, b int64) int64 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// await waits for done (nil ctx: without end), spinning first on a call's word.
+func (c *core) await(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	var start time.Time
+	if c.kind == kindCall && spinMax > 0 {
+		rt := c.rt
+		budget := rt.waitSpin.Load()
+		start = time.Now()
+		for i := 1; ; i++ {
+			if c.wordDone() {
+				if t := int64(time.Since(start)); 4*t > budget {
+					rt.waitSpin.Store(min64(4*t, spinMax))
+				}
+				c.complete()
+				return nil
+			}
+			if i%8 == 0 && int64(time.Since(start)) >= budget {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	c.arm()
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		ctxDone = ctx.Done()
+	}
+	select {
+	case <-c.done:
+	case <-ctxDone:
+		return ctx.Err()
+	}
+	if !start.IsZero() {
+		rt := c.rt
+		b := rt.waitSpin.Load()
+		if g := int64(time.Since(start)); g <= spinMax {
+			b = min64(spinMax, 2*max64(b, g))
+		} else if b /= 2; b < spinFloor {
+			b = spinFloor
+		}
+		rt.waitSpin.Store(b)
+	}
+	return nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
 
 // Wait waits for the task and returns nil (completed), ErrCancelled, a *TaskError, or ctx.Err()
 // when ctx ends first (the task goes on: a cancelled Wait does not abort). After Close it
 // returns an error matching ErrInvalid unless the outcome had been read before.
 func (h *Handle) Wait(ctx context.Context) error {
 	c := h.c
-	select {
-	case <-c.done:
-	default:
-		spun := false
-		for i := 0; i < spinChecks; i++ {
-			if c.isFinished() {
-				c.complete()
-				spun = true
-				break
-			}
-			runtime.Gosched()
-		}
-		if !spun {
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			select {
-			case <-c.done:
-			case <-ctx.Done():
-				runtime.KeepAlive(h)
-				return ctx.Err()
-			}
-		}
+	if err := c.await(ctx); err != nil {
+		runtime.KeepAlive(h)
+		return err
 	}
 	_, err := c.result()
 	runtime.KeepAlive(h)
@@ -220,7 +318,7 @@ func (h *Handle) Wait(ctx context.Context) error {
 // machine's byte order; see Result), the bytes a Go function returned, or an adopted C task's
 // output. The outcome is read once and kept: Output and Wait can be called again.
 func (h *Handle) Output() ([]byte, error) {
-	<-h.c.done
+	h.c.await(nil)
 	out, err := h.c.result()
 	runtime.KeepAlive(h)
 	return out, err

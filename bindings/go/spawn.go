@@ -52,12 +52,13 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 		rt.mu.RUnlock()
 		return nil, errShutdown(op)
 	}
-	c.token = rt.register(entry{c: c})
+	c.token = rt.nextToken.Add(1) // registered only when a waiter parks (see arm)
 	r := C.gomvx_call(rt.c, fn.p, sig.c, (*C.uchar)(unsafe.Pointer(&buf[0])), offs,
 		C.uint(len(sig.args)), flags, rt.n, C.uint64_t(c.token))
 	rt.mu.RUnlock()
 	runtime.KeepAlive(sig)
 	c.jh = (*C.mvx_join_handle)(r.p)
+	c.word = r.q
 	return rt.started(op, ctx, c, r)
 }
 
@@ -65,16 +66,21 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 // was registered queues no token, so it is completed here.
 func (rt *Runtime) started(op string, ctx context.Context, c *core, r C.gomvx_res) (*Handle, error) {
 	if r.rc != 0 {
-		rt.unregister(c.token)
+		if c.kind != kindCall {
+			rt.unregister(c.token)
+		}
 		return nil, errOf(op, r)
 	}
 	live.Add(1)
 	if r.outcome != codeEAGAIN {
-		rt.unregister(c.token)
+		if c.kind != kindCall {
+			rt.unregister(c.token)
+		}
 		c.complete()
 	}
 	h := newHandle(c)
 	if ctx != nil && ctx.Done() != nil {
+		c.arm()
 		go func() {
 			select {
 			case <-ctx.Done():
