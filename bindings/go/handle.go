@@ -27,12 +27,12 @@ const (
 type core struct {
 	kind     handleKind
 	outSize  int
-	done     chan struct{}
-	finished atomic.Bool // done is closed (set once: no double close)
+	finished atomic.Bool // the handle is done: done, if made, is closed (set once, under mu)
 	aborted  atomic.Bool // abort was asked for (for the tests)
 	armed    atomic.Bool // a call's token is registered (see arm)
 
 	mu     sync.Mutex
+	done   chan struct{}      // made on demand (doneChan): most calls are waited for without it
 	jh     *C.mvx_join_handle // nil once released
 	word   unsafe.Pointer     // a call's completion word (C memory, glue.c); nil once released
 	token  uint64
@@ -43,11 +43,39 @@ type core struct {
 	goFail *TaskError // a Go task's failure, with its Go value
 }
 
-// complete closes done exactly once, whoever sees the completion first.
+// complete marks the handle done and closes done exactly once, whoever sees the completion
+// first.
 func (c *core) complete() {
-	if c.finished.CompareAndSwap(false, true) {
-		close(c.done)
+	c.mu.Lock()
+	if !c.finished.Load() {
+		c.finished.Store(true)
+		if c.done != nil {
+			close(c.done)
+		}
 	}
+	c.mu.Unlock()
+}
+
+// closedChan is the done channel of handles that were done before anyone asked for it.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// doneChan makes done on demand: a channel for a handle still running, closedChan otherwise.
+func (c *core) doneChan() chan struct{} {
+	c.mu.Lock()
+	if c.done == nil {
+		if c.finished.Load() {
+			c.done = closedChan
+		} else {
+			c.done = make(chan struct{})
+		}
+	}
+	ch := c.done
+	c.mu.Unlock()
+	return ch
 }
 
 // wordDone reads a call's completion word without a cgo call: whether its task has finished.
@@ -222,7 +250,7 @@ func newHandle(c *core) *Handle {
 // Handle is closed.
 func (h *Handle) Done() <-chan struct{} {
 	h.c.arm()
-	return h.c.done
+	return h.c.doneChan()
 }
 
 // Wait and Output check a call's completion word for a short while before they park (and arm
@@ -246,10 +274,8 @@ func min64(a, b int64) int64 {
 
 // await waits for done (nil ctx: without end), spinning first on a call's word.
 func (c *core) await(ctx context.Context) error {
-	select {
-	case <-c.done:
+	if c.finished.Load() {
 		return nil
-	default:
 	}
 	var start time.Time
 	if c.kind == kindCall && spinMax > 0 {
@@ -277,7 +303,7 @@ func (c *core) await(ctx context.Context) error {
 		ctxDone = ctx.Done()
 	}
 	select {
-	case <-c.done:
+	case <-c.doneChan():
 	case <-ctxDone:
 		return ctx.Err()
 	}
