@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static gomvx_res fail(int rc, const char *msg)
@@ -109,9 +110,10 @@ static int watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
  *
  * A call's join waker is a gomvx_done, not a notifier waker: waking it only marks `state` DONE,
  * which Go reads from this C memory without a cgo call, so that a Wait that checks briefly before
- * it parks (and one that comes after the task finished) costs no eventfd write, no netpoller
- * wake-up and no poller goroutine. Only a waiter about to park arms it (PENDING -> ARMED, a CAS
- * in Go after registering the token); a wake that finds it ARMED forwards to the notifier:
+ * it parks (and one that comes after the task finished) costs no notifier waker, no eventfd
+ * write, no netpoller wake-up and no poller goroutine. Only a waiter about to park arms it
+ * (gomvx_arm, after Go registered the token: it makes the notifier waker, then PENDING -> ARMED);
+ * a wake that finds it ARMED forwards to the notifier:
  *
  *   PENDING --Go arms--> ARMED --wake--> DONE, and queues the token
  *      \-------------------wake--------^   (no token: Go sees DONE when it checks or arms)
@@ -121,8 +123,16 @@ static int watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
 typedef struct gomvx_done {
     _Atomic uint32_t state; /* GOMVX_PENDING, GOMVX_ARMED, GOMVX_DONE */
     _Atomic uint32_t refs;  /* Go's, plus one per waker copy */
-    mvx_waker notify;       /* queues the token on the notifier */
+    mvx_waker notify;       /* queues the token on the notifier; set by gomvx_arm before ARMED */
+    _Atomic int64_t done_ns; /* CLOCK_MONOTONIC when an ARMED word was woken (0: not yet) */
 } gomvx_done;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void done_unref(gomvx_done *d)
 {
@@ -141,8 +151,11 @@ static void *done_clone(void *data)
 static void done_wake_by_ref(void *data)
 {
     gomvx_done *d = data;
-    if (atomic_exchange_explicit(&d->state, GOMVX_DONE, memory_order_acq_rel) == GOMVX_ARMED)
+    if (atomic_exchange_explicit(&d->state, GOMVX_DONE, memory_order_acq_rel) == GOMVX_ARMED) {
+        /* For the waiter's spin to learn how long a spin would have needed (handle.go). */
+        atomic_store_explicit(&d->done_ns, now_ns(), memory_order_relaxed);
         mvx_waker_wake_by_ref(&d->notify);
+    }
 }
 
 static void done_wake(void *data)
@@ -158,8 +171,7 @@ static const mvx_waker_vtable done_vt = {
 };
 
 gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
-                     const uint32_t *offsets, unsigned nargs, unsigned flags, mvx_notifier *n,
-                     uint64_t token)
+                     const uint32_t *offsets, unsigned nargs, unsigned flags)
 {
     void *args[32];
     for (unsigned i = 0; i < nargs && i < 32; i++)
@@ -169,13 +181,10 @@ gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsign
         return fail(MVX_ENOMEM, "Go: out of memory");
     atomic_init(&d->state, GOMVX_PENDING);
     atomic_init(&d->refs, 1);
-    int rc = mvx_notifier_waker(n, token, &d->notify);
-    if (rc) {
-        free(d);
-        return last(rc);
-    }
+    d->notify = (mvx_waker){NULL, NULL};
+    atomic_init(&d->done_ns, 0);
     mvx_join_handle *jh;
-    rc = mvx_spawn_call(rt, (void (*)(void))fn, sig, args, flags, &jh);
+    int rc = mvx_spawn_call(rt, (void (*)(void))fn, sig, args, flags, &jh);
     if (rc) {
         gomvx_res r = last(rc);
         done_unref(d);
@@ -191,6 +200,26 @@ gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsign
         return r;
     }
     return (gomvx_res){.p = jh, .q = d, .outcome = outcome};
+}
+
+gomvx_armed gomvx_arm(void *done, mvx_notifier *n, uint64_t token)
+{
+    gomvx_done *d = done;
+    int rc = mvx_notifier_waker(n, token, &d->notify);
+    if (rc)
+        return (gomvx_armed){rc, 0};
+    int64_t at = now_ns();
+    uint32_t pending = GOMVX_PENDING;
+    if (atomic_compare_exchange_strong_explicit(&d->state, &pending, GOMVX_ARMED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return (gomvx_armed){1, at};
+    mvx_waker_drop(&d->notify); /* finished first: no wake will read it */
+    return (gomvx_armed){0, 0};
+}
+
+int64_t gomvx_done_ns(void *done)
+{
+    return atomic_load_explicit(&((gomvx_done *)done)->done_ns, memory_order_relaxed);
 }
 
 void gomvx_release(mvx_join_handle *jh, void *done)

@@ -92,26 +92,31 @@ func (c *core) wordIs(state uint32) bool {
 // word (glue.c): until then the call's completion costs Go nothing, and a waiter that comes
 // after it, or catches it spinning, never involves the poller. Other handles are registered when
 // they start. Idempotent.
-func (c *core) arm() {
+// It returns when it armed the word (CLOCK_MONOTONIC ns), or 0.
+func (c *core) arm() (at int64) {
 	if c.kind != kindCall || c.finished.Load() || c.armed.Swap(true) {
-		return
+		return 0
 	}
 	rt := c.rt
 	rt.mu.RLock() // against Close: a token queued from here on is drained by Close
 	if !rt.closed {
 		rt.registerAs(c.token, entry{c: c})
+		var armed C.gomvx_armed // {0, 0}: the handle is closed, so done
 		c.mu.Lock()
-		armed := c.word != nil && atomic.CompareAndSwapUint32((*uint32)(c.word), C.GOMVX_PENDING,
-			C.GOMVX_ARMED)
-		c.mu.Unlock()
-		if armed {
-			rt.mu.RUnlock()
-			return
+		if c.word != nil {
+			armed = C.gomvx_arm(c.word, rt.n, C.uint64_t(c.token))
 		}
-		rt.unregister(c.token) // finished (or the handle is closed): no token will come
+		c.mu.Unlock()
+		if armed.armed == 1 {
+			rt.mu.RUnlock()
+			return int64(armed.at_ns)
+		}
+		rt.unregister(c.token) // no token will come
 		rt.mu.RUnlock()
-		c.complete()
-		return
+		if armed.armed == 0 || !c.watchWithoutNotifier() { // finished, or out of memory: poll
+			c.complete()
+		}
+		return 0
 	}
 	rt.mu.RUnlock()
 	// The Runtime is closed, so the task has finished; unless a C joiner given C() replaced the
@@ -119,6 +124,17 @@ func (c *core) arm() {
 	if c.wordDone() || !c.watchWithoutNotifier() {
 		c.complete()
 	}
+	return 0
+}
+
+// doneNs is when an armed call's word was woken (CLOCK_MONOTONIC ns; 0: not known).
+func (c *core) doneNs() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.word == nil {
+		return 0
+	}
+	return int64(C.gomvx_done_ns(c.word))
 }
 
 func (c *core) finishedOrClosed() bool {
@@ -256,12 +272,15 @@ func (h *Handle) Done() <-chan struct{} {
 // Wait and Output check a call's completion word for a short while before they park (and arm
 // it): a call that returns at once finishes within microseconds, sooner than a netpoller wake-up
 // would deliver it, and a caught completion costs no thread hand-off at all. The spin's length
-// adapts per Runtime as the library's does (src/spin.h): a catch after t makes it at least 4t, a
-// park woken within the ceiling doubles it, a longer park halves it down to the floor; so calls
-// that take long cost at most the floor's CPU per Wait. MVX_GO_SPIN_NS sets the ceiling (0: no
-// spin).
+// adapts per Runtime as the library's does (src/spin.h): a catch after t makes it at least 4t; a
+// park on a task that finished within the ceiling (the word records when) makes it at least
+// twice that; a longer one halves it, down to the floor. So calls that take long cost at most
+// the floor's CPU per Wait. The ceiling, 100 us, is above a sleeping worker's wake-up on a small
+// VM: with 20 or 50 us, round trips that once went slow (a worker asleep, so a long wait, so a
+// short spin) stayed slow; measured: 2.2-2.5 us per round trip against 3.9-8.2. MVX_GO_SPIN_NS
+// sets the ceiling (0: no spin), MVX_GO_SPIN_FLOOR_NS the floor (1 us).
 var (
-	spinMax   = int64(envInt("MVX_GO_SPIN_NS", 20000))
+	spinMax   = int64(envInt("MVX_GO_SPIN_NS", 100000))
 	spinFloor = min64(spinMax, int64(envInt("MVX_GO_SPIN_FLOOR_NS", 1000)))
 )
 
@@ -297,7 +316,11 @@ func (c *core) await(ctx context.Context) error {
 			}
 		}
 	}
-	c.arm()
+	var spun int64
+	if !start.IsZero() {
+		spun = int64(time.Since(start))
+	}
+	armedAt := c.arm()
 	var ctxDone <-chan struct{}
 	if ctx != nil {
 		ctxDone = ctx.Done()
@@ -307,10 +330,13 @@ func (c *core) await(ctx context.Context) error {
 	case <-ctxDone:
 		return ctx.Err()
 	}
-	if !start.IsZero() {
+	// Learn from when the task finished, not from when this goroutine woke: the netpoller's
+	// wake-up alone may exceed the ceiling, and a spin that never grows back would keep every
+	// round trip on the slow path (and the workers, which learn from the gaps, asleep).
+	if done := c.doneNs(); !start.IsZero() && armedAt > 0 && done > 0 {
 		rt := c.rt
 		b := rt.waitSpin.Load()
-		if g := int64(time.Since(start)); g <= spinMax {
+		if g := spun + max64(0, done-armedAt); g <= spinMax {
 			b = min64(spinMax, 2*max64(b, g))
 		} else if b /= 2; b < spinFloor {
 			b = spinFloor

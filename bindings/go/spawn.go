@@ -54,7 +54,7 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	}
 	c.token = rt.nextToken.Add(1) // registered only when a waiter parks (see arm)
 	r := C.gomvx_call(rt.c, fn.p, sig.c, (*C.uchar)(unsafe.Pointer(&buf[0])), offs,
-		C.uint(len(sig.args)), flags, rt.n, C.uint64_t(c.token))
+		C.uint(len(sig.args)), flags)
 	rt.mu.RUnlock()
 	runtime.KeepAlive(sig)
 	c.jh = (*C.mvx_join_handle)(r.p)
