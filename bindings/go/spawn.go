@@ -46,7 +46,7 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	if len(sig.offsets) > 0 {
 		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
 	}
-	c := &core{kind: kindCall, outSize: int(sig.ret.size), rt: rt}
+	c := &core{kind: kindCall, blocking: flags != 0, outSize: int(sig.ret.size), rt: rt}
 	rt.mu.RLock()
 	if rt.closed {
 		rt.mu.RUnlock()
