@@ -22,8 +22,7 @@ const (
 	kindAdopted                   // a C task: the output is its vtable's output_size bytes
 )
 
-// core is a handle's state. The Runtime's registry points at the core, not at the Handle, so
-// that a Handle nobody holds can be finalized.
+// core is a handle's state, the only field of its Handle.
 type core struct {
 	kind     handleKind
 	blocking bool // a CallBlocking: Wait does not spin on it
@@ -250,15 +249,18 @@ func (c *core) close() {
 // Handle is a task's join handle. Any number of goroutines may wait on it; its other methods
 // may be called from any goroutine too. Close it when done (a finalizer only backs that up).
 type Handle struct {
-	c *core
-	// A finalizer is a "special" on the object's span, and the runtime inserts it by walking the
-	// span's list: with 1,000 handles of 8 bytes live in one span, SetFinalizer cost more than
-	// the whole call. Padded to the 128-byte size class, a span holds 64.
-	_ [120]byte
+	// The Handle is its core: one allocation per task. A pointer to c (the registry's while a
+	// token is pending, a watcher goroutine's) keeps the Handle alive, so a forgotten Handle is
+	// finalized once its task has finished. Its size also keeps a finalizer cheap: the runtime
+	// inserts one by walking its span's list, and a span of 8-byte handles holds a thousand.
+	c core
 }
 
+// newCore allocates a Handle and returns its core; newHandle(c) then returns that Handle.
+func newCore() *core { return &new(Handle).c }
+
 func newHandle(c *core) *Handle {
-	h := &Handle{c: c}
+	h := (*Handle)(unsafe.Pointer(c)) // c is the Handle's first and only field
 	runtime.SetFinalizer(h, func(h *Handle) { h.c.close() })
 	return h
 }
@@ -361,7 +363,7 @@ func max64(a, b int64) int64 {
 // when ctx ends first (the task goes on: a cancelled Wait does not abort). After Close it
 // returns an error matching ErrInvalid unless the outcome had been read before.
 func (h *Handle) Wait(ctx context.Context) error {
-	c := h.c
+	c := &h.c
 	if err := c.await(ctx); err != nil {
 		runtime.KeepAlive(h)
 		return err

@@ -46,7 +46,8 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	if len(sig.offsets) > 0 {
 		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
 	}
-	c := &core{kind: kindCall, blocking: flags != 0, outSize: int(sig.ret.size), rt: rt}
+	c := newCore()
+	c.kind, c.blocking, c.outSize, c.rt = kindCall, flags != 0, int(sig.ret.size), rt
 	rt.mu.RLock()
 	if rt.closed {
 		rt.mu.RUnlock()
@@ -96,7 +97,8 @@ func (rt *Runtime) started(op string, ctx context.Context, c *core, r C.gomvx_re
 // (a plugin's task) and returns it as a Handle, whose Output is the task's output bytes. After
 // Close, the handle's completion is noticed by polling (every few milliseconds) instead.
 func (rt *Runtime) Adopt(jh unsafe.Pointer) *Handle {
-	c := &core{kind: kindAdopted, rt: rt, jh: (*C.mvx_join_handle)(jh)}
+	c := newCore()
+	c.kind, c.rt, c.jh = kindAdopted, rt, (*C.mvx_join_handle)(jh)
 	if jh == nil {
 		c.complete()
 		return newHandle(c)
@@ -146,7 +148,8 @@ func (rt *Runtime) Go(ctx context.Context, f func(ctx context.Context) ([]byte, 
 		return nil, ctx.Err()
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	c := &core{kind: kindGo, rt: rt}
+	c := newCore()
+	c.kind, c.rt = kindGo, rt
 	rt.mu.RLock()
 	if rt.closed {
 		rt.mu.RUnlock()
