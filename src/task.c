@@ -9,6 +9,7 @@
 #include "local.h"
 #include "runtime.h"
 #include "signature.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,12 +465,14 @@ void mvx__task_run(struct mvx__task *t)
         if (MVX_UNLIKELY(cx.failed))
             discard_fail(&cx);
         drop_state_unless_gone(t, &cx);
+        mvx__worker_completing(t);
         finish(t, MVX__COMPLETE, false);
         return;
     }
     struct mvx__failure_rec *rec = make_failure(&cx, r);
     drop_state_unless_gone(t, &cx);
     *(struct mvx__failure_rec **)mvx__task_state_area(t) = rec;
+    mvx__worker_completing(t);
     finish(t, MVX__COMPLETE, true);
 }
 

@@ -175,6 +175,25 @@ static void stop_searching(struct mvx__worker *w)
         mvx__idle_notify(w->rt);
 }
 
+/* A worker about to complete a task with nothing queued locally counts itself searching
+ * first: the completion may wake a thread blocked on the task's handle, which then spawns its
+ * next task at once, before this worker is back in search(). Counted as busy at that moment, the
+ * worker would make that spawn wake a sleeping peer: a futex round trip, and a third thread on
+ * the cores, for a task this worker takes a few nanoseconds later. Counted as searching, the
+ * spawn leaves the wake-up to it. It is searching in fact: completing is the last thing it does
+ * before it looks for work (and run() stops searching should the completion hand it a task
+ * through the LIFO slot). */
+void mvx__worker_completing(struct mvx__task *t)
+{
+    struct mvx__worker *w = mvx__tl_worker;
+    /* Only for the task of run() itself, not one of a local set driven from inside a poll. */
+    if (!w || w->running != t || w->searching || atomic_load_explicit(&w->lifo, mvx__relaxed) ||
+        mvx__deque_len(&w->deque) > 0)
+        return;
+    if (mvx__idle_try_search(w->rt))
+        w->searching = true;
+}
+
 static struct mvx__task *search(struct mvx__worker *w)
 {
     if (!w->searching) {
@@ -190,10 +209,14 @@ static void run(struct mvx__worker *w, struct mvx__task *t)
 {
     struct mvx_runtime *rt = w->rt;
     for (unsigned lifo_polls = 0;; lifo_polls++) {
+        w->running = t;
         mvx__task_run(t);
+        w->running = NULL;
         mvx__stat_inc(&w->polls);
         if ((t = lifo_take(w)) == NULL)
             return;
+        if (w->searching) /* mvx__worker_completing, then the completion woke a task here */
+            stop_searching(w);
         if (atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING ||
             mvx__worker_reclaimed(w)) {
             push_behind_everything(w, t);

@@ -39,6 +39,7 @@ struct mvx__worker {
     /* While a substitute thread runs this worker for a thread inside mvx_block_in_place: the
      * handoff word it must watch (inplace.c); idle_sleep does not sleep once it says RECLAIM. */
     _Atomic(_Atomic uint32_t *) role;
+    struct mvx__task *running; /* the task run() is polling (owner only) */
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
     /* When a notifier claimed this sleeper (its clock), written before the claim: how long
      * after the worker went idle its work came, so that it learns whether to spin. */
@@ -55,6 +56,8 @@ void *mvx__worker_main(void *arg);
 void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t);
 /* Owner: a task spawned or woken on this worker; see mvx__runtime_schedule. */
 void mvx__worker_schedule(struct mvx__worker *w, struct mvx__task *t, bool yield);
+/* task.c, right before t's completion is published: see worker.c. */
+void mvx__worker_completing(struct mvx__task *t);
 /* Any thread (shutdown): empties w's LIFO slot; the caller now holds the popped task. */
 struct mvx__task *mvx__worker_take_lifo(struct mvx__worker *w);
 /* Runs w's loop on the calling thread, which takes over w from a thread blocked in
