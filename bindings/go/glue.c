@@ -2,9 +2,9 @@
 #include "glue.h"
 
 #include <dlfcn.h>
-#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,7 +119,7 @@ static int watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
  *      \-------------------wake--------^   (no token: Go sees DONE when it checks or arms)
  *
  * The struct lives until Go's reference (dropped by gomvx_release) and the waker copies' are all
- * gone. `state` is the first member: Go atomically reads and CASes the uint32 at its address. */
+ * gone. `state` is the first member: Go atomically reads the uint32 at its address. */
 typedef struct gomvx_done {
     _Atomic uint32_t state; /* GOMVX_PENDING, GOMVX_ARMED, GOMVX_DONE */
     _Atomic uint32_t refs;  /* Go's, plus one per waker copy */
