@@ -200,9 +200,10 @@ int mvx__blocking_submit(const char *fn, struct mvx__blocking *pool, struct mvx_
     pool->queued++;
     struct mvx__blocking_thread *exited = take_exited(pool);
     pthread_mutex_unlock(&pool->lock);
-    /* After unlocking, so that the thread woken does not wake only to wait for the lock. An idle
-     * thread counted in `idle` is in (or entering) the wait: it cannot miss the signal, which
-     * is sent after the job it is for was queued. */
+    /* After the unlock: a thread woken while we still held the lock would block on it at once
+     * (another sleep and wake per job), and the futex call would lengthen the critical section
+     * that every finishing job and every spawn waits for. A waiter re-checks the queue, so a
+     * wake that finds the job already taken by a thread that was finishing is only spurious. */
     if (wake_idle)
         pthread_cond_signal(&pool->work);
     join_all(exited);

@@ -254,14 +254,26 @@ static bool steal_candidate(struct mvx__worker *w, struct mvx__worker *v, int64_
     return true;
 }
 
+/* How long a worker covering a peer's overdue wheel sleeps at least, when the peer's wheel is
+ * already due but mvx__timer_fire_due could not take it: the peer holds its lock (it is arming or
+ * firing, or was preempted doing so). Parking until a deadline already past would return at once,
+ * and the worker would loop through futex calls, burning the CPU the peer needs to finish. */
+#define COVER_RETRY_NS 100000
+
 int64_t mvx__timer_park_deadline(struct mvx__worker *w)
 {
-    int64_t deadline = atomic_load_explicit(&w->wheel.next_fire, mvx__seq_cst);
+    int64_t own = atomic_load_explicit(&w->wheel.next_fire, mvx__seq_cst);
+    int64_t deadline = own;
     struct mvx_runtime *rt = w->rt;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         int64_t due;
         if (steal_candidate(w, rt->workers[i], &due) && due < deadline)
             deadline = due;
+    }
+    if (deadline < own) {
+        int64_t retry = mvx__now_ns() + COVER_RETRY_NS;
+        if (deadline < retry)
+            deadline = retry < own ? retry : own;
     }
     return deadline;
 }

@@ -8,8 +8,12 @@
 --   lua_blocking_fanout  1,000 blocking C calls (usleep 1 ms) fanned out and awaited; luv: 1,000
 --                     uv.new_work jobs (uv.sleep(1)) on its thread pool
 -- Implementations are interleaved iteration by iteration. Environment: MVX_BENCH_ITERS (15),
--- MVX_BENCH_THREADS (worker threads, 2), MVX_LUA_TESTLIB (the C functions), UV_THREADPOOL_SIZE
--- (luv's pool; make lua-bench sets it to the moduvex pool's 512 so that both may use as many).
+-- MVX_BENCH_WARMUP (3), MVX_BENCH_THREADS (worker threads, 2), MVX_BENCH_ONLY (a comma list of
+-- benchmark names; default all), MVX_LUA_TESTLIB (the C functions), UV_THREADPOOL_SIZE (luv's
+-- pool, 4 by default; make lua-bench sets it to 512, the size of moduvex's default pool, so that
+-- both may use as many threads). moduvex runs with the library's default pool (512 threads at
+-- most, started on demand); the fanout lines end with pool_threads=, the pool threads each
+-- implementation had after its last iteration.
 local jit = rawget(_G, "jit")
 local mvx = jit and require("moduvex.ffi") or require("moduvex")
 local interp = jit and "luajit" or "lua5.4"
@@ -21,7 +25,7 @@ local THREADS = tonumber(os.getenv("MVX_BENCH_THREADS")) or 2
 local WARMUP = tonumber(os.getenv("MVX_BENCH_WARMUP")) or 3
 local now = mvx.now
 
-local rt = assert(mvx.runtime({ workers = THREADS, max_blocking = 512 }))
+local rt = assert(mvx.runtime({ workers = THREADS })) -- the default blocking pool
 local lib = assert(mvx.open(assert(os.getenv("MVX_LUA_TESTLIB"), "MVX_LUA_TESTLIB unset")))
 local noop = rt:func(lib.t_noop, "i32()")
 local sleep = rt:func(lib.t_sleep_ms, "void(u32)")
@@ -32,8 +36,8 @@ local impls = { lua_call_await = {}, lua_task_join = {}, lua_blocking_fanout = {
 local ops = { lua_call_await = 1000, lua_task_join = 1000, lua_blocking_fanout = 1000 }
 local order = {}
 
-local function add(bench, name, fn)
-    impls[bench][#impls[bench] + 1] = { name = name, fn = fn, samples = {} }
+local function add(bench, name, fn, pool_threads)
+    impls[bench][#impls[bench] + 1] = { name = name, fn = fn, samples = {}, pool = pool_threads }
 end
 
 add("lua_call_await", "moduvex-" .. interp, function(n)
@@ -56,7 +60,7 @@ add("lua_blocking_fanout", "moduvex-" .. interp, function(n)
         for i = 1, n do hs[i] = sleep:spawn_blocking(1) end
         for i = 1, n do hs[i]:await() end
     end))
-end)
+end, function() return rt:blocking_stats().threads end)
 
 if have_luv then
     local done
@@ -75,7 +79,7 @@ if have_luv then
         left = n
         for _ = 1, n do sleeper:queue() end
         while left > 0 do uv.run("once") end
-    end)
+    end, function() return tonumber(os.getenv("UV_THREADPOOL_SIZE")) or 4 end)
 end
 
 if have_cq then
@@ -126,7 +130,7 @@ local function median(t)
     return (t[n / 2] + t[n / 2 + 1]) / 2
 end
 
-for _, bench in ipairs({ "lua_call_await", "lua_task_join", "lua_blocking_fanout" }) do
+local function run_bench(bench)
     local list, n = impls[bench], ops[bench]
     local iters = bench == "lua_blocking_fanout" and math.max(3, math.floor(ITERS / 3)) or ITERS
     for it = 1, WARMUP + iters do
@@ -143,8 +147,9 @@ for _, bench in ipairs({ "lua_call_await", "lua_task_join", "lua_blocking_fanout
         local s = impl.samples
         local med = median(s)
         impl.median = med
-        print(string.format("bench=%s impl=%s threads=%d iters=%d median_ns=%.0f min_ns=%.0f per_task_ns=%.1f",
-            bench, impl.name, THREADS, #s, med, s[1], med / n))
+        print(string.format("bench=%s impl=%s threads=%d iters=%d median_ns=%.0f min_ns=%.0f per_task_ns=%.1f%s",
+            bench, impl.name, THREADS, #s, med, s[1], med / n,
+            impl.pool and " pool_threads=" .. impl.pool() or ""))
         if not impl.name:match("^moduvex") and not impl.name:match("^coroutine") then
             if not best_peer or med < best_peer.median then best_peer = impl end
         end
@@ -153,6 +158,15 @@ for _, bench in ipairs({ "lua_call_await", "lua_task_join", "lua_blocking_fanout
         print(string.format("ratio bench=%s moduvex/%s=%.2f (target <= 0.70)", bench, best_peer.name,
             list[1].median / best_peer.median))
     end
+end
+
+-- MVX_BENCH_ONLY: a comma list of benchmark names (default: all).
+local only = os.getenv("MVX_BENCH_ONLY")
+local function selected(bench)
+    return not only or ("," .. only .. ","):find("," .. bench .. ",", 1, true) ~= nil
+end
+for _, bench in ipairs({ "lua_call_await", "lua_task_join", "lua_blocking_fanout" }) do
+    if selected(bench) then run_bench(bench) end
 end
 if order.cq_close then order.cq_close() end
 rt:close()

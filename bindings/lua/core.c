@@ -15,6 +15,7 @@
 #include <moduvex.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,12 +45,11 @@ typedef struct sig_ud {
 typedef struct rt_ud {
     mvx_runtime *rt;
 } rt_ud;
+/* A join handle; for a coroutine task also its promise (one userdata per task). */
 typedef struct jh_ud {
     mvx_join_handle *jh;
-} jh_ud;
-typedef struct promise_ud {
     mvx_promise *p;
-} promise_ud;
+} jh_ud;
 typedef struct notifier_ud {
     mvx_notifier *n;
 } notifier_ud;
@@ -57,12 +57,14 @@ typedef struct waker_ud {
     mvx_waker w;
 } waker_ud;
 
-#define RT_MT "moduvex.core.runtime"
-#define SIG_MT "moduvex.core.signature"
-#define JH_MT "moduvex.core.join"
-#define PROMISE_MT "moduvex.core.promise"
-#define NOTIFIER_MT "moduvex.core.notifier"
-#define WAKER_MT "moduvex.core.waker"
+/* The metatables, also upvalues 1..NUV of every function of the module: checking a userdata's
+ * type is then one metatable comparison, not a registry lookup by name (luaL_checkudata hashes
+ * and compares the name on every call, on the hot path of every task). */
+enum { UV_RT = 1, UV_SIG, UV_JH, UV_NOTIFIER, UV_WAKER, NUV = UV_WAKER };
+static const char *const uv_name[NUV + 1] = {
+    NULL, "moduvex.core.runtime", "moduvex.core.signature", "moduvex.core.join",
+    "moduvex.core.notifier", "moduvex.core.waker",
+};
 
 static int fail(lua_State *L, int code)
 {
@@ -72,12 +74,26 @@ static int fail(lua_State *L, int code)
     return 3;
 }
 
-static void *new_ud(lua_State *L, size_t size, const char *mt)
+static void *new_ud(lua_State *L, size_t size, int uv)
 {
     void *p = lua_newuserdatauv(L, size, 0);
     memset(p, 0, size);
-    luaL_setmetatable(L, mt);
+    lua_pushvalue(L, lua_upvalueindex(uv));
+    lua_setmetatable(L, -2);
     return p;
+}
+
+static void *check_ud(lua_State *L, int idx, int uv)
+{
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(uv));
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    luaL_typeerror(L, idx, uv_name[uv]);
+    return NULL;
 }
 
 static int64_t secs_to_ns(lua_State *L, int idx)
@@ -90,6 +106,19 @@ static int64_t secs_to_ns(lua_State *L, int idx)
     if (s > 9.2e9)
         return INT64_MAX;
     return (int64_t)(s * 1e9);
+}
+
+/* The absolute mvx_now() deadline `secs` (a number >= 0, checked by api.lua) from now, rounded
+ * up to the nanosecond so that a sleep is never early; INT64_MAX for "never". */
+static int64_t deadline_after(lua_Number secs)
+{
+    int64_t now = mvx_now();
+    if (!(secs < 9.2e9))
+        return INT64_MAX;
+    int64_t ns = (int64_t)(secs * 1e9);
+    if ((lua_Number)ns < secs * 1e9)
+        ns++;
+    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
 }
 
 /* ---- errors and misc ---- */
@@ -127,6 +156,17 @@ static int l_thread_id(lua_State *L)
     return 1;
 }
 
+/* sleep_block(secs): blocks the calling thread until the deadline (outside any task). */
+static int l_sleep_block(lua_State *L)
+{
+    int64_t d = deadline_after(luaL_checknumber(L, 1));
+    struct timespec ts = {d / 1000000000, d % 1000000000};
+    /* Absolute, on mvx_now()'s clock: never early, and a signal only resumes the same wait. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    return 0;
+}
+
 /* ---- runtime ---- */
 
 static int l_runtime_new(lua_State *L)
@@ -142,14 +182,14 @@ static int l_runtime_new(lua_State *L)
     cfg.worker_threads = (unsigned)workers;
     cfg.thread_name = name;
     cfg.max_blocking_threads = (unsigned)max_blocking;
-    rt_ud *u = new_ud(L, sizeof *u, RT_MT);
+    rt_ud *u = new_ud(L, sizeof *u, UV_RT);
     int r = mvx_runtime_new(&cfg, &u->rt);
     return r ? fail(L, r) : 1;
 }
 
 static int l_runtime_close(lua_State *L)
 {
-    rt_ud *u = luaL_checkudata(L, 1, RT_MT);
+    rt_ud *u = check_ud(L, 1, UV_RT);
     if (u->rt) {
         mvx_runtime_shutdown(u->rt, secs_to_ns(L, 2));
         mvx_runtime_release(u->rt);
@@ -162,7 +202,7 @@ static int l_runtime_close(lua_State *L)
  * the memory goes with the last of them), then give up the reference. */
 static int l_runtime_gc(lua_State *L)
 {
-    rt_ud *u = luaL_checkudata(L, 1, RT_MT);
+    rt_ud *u = check_ud(L, 1, UV_RT);
     if (u->rt) {
         mvx_runtime_shutdown(u->rt, 0);
         mvx_runtime_release(u->rt);
@@ -173,7 +213,7 @@ static int l_runtime_gc(lua_State *L)
 
 static mvx_runtime *check_rt(lua_State *L, int idx)
 {
-    rt_ud *u = luaL_checkudata(L, idx, RT_MT);
+    rt_ud *u = check_ud(L, idx, UV_RT);
     if (!u->rt)
         luaL_error(L, "the runtime is closed");
     return u->rt;
@@ -183,6 +223,19 @@ static int l_worker_count(lua_State *L)
 {
     lua_pushinteger(L, mvx_runtime_worker_count(check_rt(L, 1)));
     return 1;
+}
+
+/* blocking_stats(rt) -> threads, idle, running, queued, completed */
+static int l_blocking_stats(lua_State *L)
+{
+    mvx_blocking_stats st = {.size = sizeof st};
+    mvx_runtime_blocking_stats(check_rt(L, 1), &st);
+    lua_pushinteger(L, st.threads);
+    lua_pushinteger(L, st.idle_threads);
+    lua_pushinteger(L, st.running);
+    lua_pushinteger(L, st.queued);
+    lua_pushinteger(L, (lua_Integer)st.completed);
+    return 5;
 }
 
 /* ---- libraries and symbols (dlopen'ed libraries are never closed: tasks may still call) ---- */
@@ -250,7 +303,7 @@ static int l_sig_new(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer arg_size = luaL_checkinteger(L, 3);
     luaL_argcheck(L, arg_size >= 0 && arg_size <= MAX_BLOCK, 3, "arguments too large");
-    sig_ud *u = new_ud(L, sizeof *u, SIG_MT);
+    sig_ud *u = new_ud(L, sizeof *u, UV_SIG);
     int r = mvx_signature_parse(text, len, &u->sig);
     if (r)
         return fail(L, r);
@@ -279,7 +332,7 @@ static int l_sig_new(lua_State *L)
 
 static int l_sig_gc(lua_State *L)
 {
-    sig_ud *u = luaL_checkudata(L, 1, SIG_MT);
+    sig_ud *u = check_ud(L, 1, UV_SIG);
     mvx_signature_release(u->sig);
     free(u->leaves);
     u->sig = NULL;
@@ -381,7 +434,7 @@ static int l_spawn_call(lua_State *L)
     mvx_runtime *rt = check_rt(L, 1);
     luaL_checktype(L, 2, LUA_TLIGHTUSERDATA);
     void (*fn)(void) = (void (*)(void))(uintptr_t)lua_touserdata(L, 2);
-    sig_ud *s = luaL_checkudata(L, 3, SIG_MT);
+    sig_ud *s = check_ud(L, 3, UV_SIG);
     unsigned flags = lua_toboolean(L, 4) ? MVX_CALL_BLOCKING : 0;
     int first = 5, given = lua_gettop(L) - 4;
     if (given != s->nleaves)
@@ -418,7 +471,7 @@ static int l_spawn_call(lua_State *L)
             memcpy(block + s->leaves[i].off, &p, sizeof p);
         }
     }
-    jh_ud *u = new_ud(L, sizeof *u, JH_MT);
+    jh_ud *u = new_ud(L, sizeof *u, UV_JH);
     int r = mvx_spawn_call_owned(rt, fn, s->sig, args, flags, owned, owned ? free : NULL, &u->jh);
     if (r) {
         free(owned);
@@ -427,20 +480,44 @@ static int l_spawn_call(lua_State *L)
     return 1;
 }
 
+/* spawn_sleep(rt, deadline) -> join | nil, code, message: a sleep task (mvx_spawn_sleep) that
+ * completes once mvx_now() reaches `deadline` (seconds on that clock, as core.now(); rounded up
+ * to the nanosecond, so never before it). */
+static int l_spawn_sleep(lua_State *L)
+{
+    mvx_runtime *rt = check_rt(L, 1);
+    lua_Number at = luaL_checknumber(L, 2) * 1e9;
+    int64_t d = !(at < 9.2e18) ? INT64_MAX : at <= 0 ? 0 : (int64_t)at;
+    if ((lua_Number)d < at && d < INT64_MAX)
+        d++;
+    jh_ud *u = new_ud(L, sizeof *u, UV_JH);
+    int r = mvx_spawn_sleep(rt, d, &u->jh);
+    return r ? fail(L, r) : 1;
+}
+
 /* ---- join handles ---- */
 
 static jh_ud *check_jh(lua_State *L, int idx)
 {
-    jh_ud *u = luaL_checkudata(L, idx, JH_MT);
+    jh_ud *u = check_ud(L, idx, UV_JH);
     if (!u->jh)
         luaL_error(L, "the handle is closed");
     return u;
 }
 
+static int l_join_release(lua_State *L)
+{
+    jh_ud *u = check_ud(L, 1, UV_JH);
+    mvx_join_release(u->jh);
+    u->jh = NULL;
+    return 0;
+}
 static int l_join_gc(lua_State *L)
 {
-    jh_ud *u = luaL_checkudata(L, 1, JH_MT);
+    jh_ud *u = check_ud(L, 1, UV_JH);
+    mvx_promise_release(u->p); /* an unfinished coroutine task's: cancels it */
     mvx_join_release(u->jh);
+    u->p = NULL;
     u->jh = NULL;
     return 0;
 }
@@ -473,7 +550,7 @@ static int l_join_ptr(lua_State *L)
 static int l_join_poll(lua_State *L)
 {
     jh_ud *u = check_jh(L, 1);
-    waker_ud *w = luaL_checkudata(L, 2, WAKER_MT);
+    waker_ud *w = check_ud(L, 2, UV_WAKER);
     lua_pushinteger(L, mvx_join_poll(u->jh, &w->w));
     return 1;
 }
@@ -482,7 +559,7 @@ static int l_join_poll(lua_State *L)
 static int l_join_take(lua_State *L)
 {
     jh_ud *u = check_jh(L, 1);
-    sig_ud *s = lua_isnoneornil(L, 2) ? NULL : luaL_checkudata(L, 2, SIG_MT);
+    sig_ud *s = lua_isnoneornil(L, 2) ? NULL : check_ud(L, 2, UV_SIG);
     _Alignas(16) char out[MAX_BLOCK];
     mvx_failure f = {.size = sizeof f};
     int r = mvx_join_take(u->jh, s && s->ret_size ? out : NULL, s ? s->ret_size : 0, &f);
@@ -507,20 +584,20 @@ static int l_join_take(lua_State *L)
 
 static int l_notifier_new(lua_State *L)
 {
-    notifier_ud *u = new_ud(L, sizeof *u, NOTIFIER_MT);
+    notifier_ud *u = new_ud(L, sizeof *u, UV_NOTIFIER);
     int r = mvx_notifier_new(&u->n);
     return r ? fail(L, r) : 1;
 }
 static int l_notifier_gc(lua_State *L)
 {
-    notifier_ud *u = luaL_checkudata(L, 1, NOTIFIER_MT);
+    notifier_ud *u = check_ud(L, 1, UV_NOTIFIER);
     mvx_notifier_free(u->n);
     u->n = NULL;
     return 0;
 }
 static mvx_notifier *check_notifier(lua_State *L, int idx)
 {
-    notifier_ud *u = luaL_checkudata(L, idx, NOTIFIER_MT);
+    notifier_ud *u = check_ud(L, idx, UV_NOTIFIER);
     if (!u->n)
         luaL_error(L, "the notifier is freed");
     return u->n;
@@ -534,7 +611,7 @@ static int l_notifier_waker(lua_State *L)
 {
     mvx_notifier *n = check_notifier(L, 1);
     lua_Integer token = luaL_checkinteger(L, 2);
-    waker_ud *w = new_ud(L, sizeof *w, WAKER_MT);
+    waker_ud *w = new_ud(L, sizeof *w, UV_WAKER);
     int r = mvx_notifier_waker(n, (uint64_t)token, &w->w);
     return r ? fail(L, r) : 1;
 }
@@ -560,57 +637,69 @@ static int l_notifier_wait(lua_State *L)
 }
 static int l_waker_wake(lua_State *L)
 {
-    mvx_waker_wake_by_ref(&((waker_ud *)luaL_checkudata(L, 1, WAKER_MT))->w);
+    mvx_waker_wake_by_ref(&((waker_ud *)check_ud(L, 1, UV_WAKER))->w);
     return 0;
 }
 static int l_waker_gc(lua_State *L)
 {
-    waker_ud *w = luaL_checkudata(L, 1, WAKER_MT);
+    waker_ud *w = check_ud(L, 1, UV_WAKER);
     mvx_waker_drop(&w->w);
     return 0;
 }
 
-/* ---- promises ---- */
+/* ---- promises: the promise of a coroutine task lives in its join userdata ---- */
 
+/* promise_new(rt, cancel_waker) -> promise, join (one userdata) | nil, code, message: spawns the
+ * promise and registers the set's cancel waker on it (mvx_promise_on_cancel). */
 static int l_promise_new(lua_State *L)
 {
     mvx_runtime *rt = check_rt(L, 1);
-    promise_ud *p = new_ud(L, sizeof *p, PROMISE_MT);
-    jh_ud *j = new_ud(L, sizeof *j, JH_MT);
-    int r = mvx_spawn_promise(rt, 0, 0, NULL, &p->p, &j->jh);
-    return r ? fail(L, r) : 2;
+    waker_ud *w = check_ud(L, 2, UV_WAKER);
+    jh_ud *u = new_ud(L, sizeof *u, UV_JH);
+    int r = mvx_spawn_promise(rt, 0, 0, NULL, &u->p, &u->jh);
+    if (r)
+        return fail(L, r);
+    r = mvx_promise_on_cancel(u->p, &w->w);
+    if (r) {
+        mvx_promise_release(u->p);
+        mvx_join_release(u->jh);
+        u->p = NULL;
+        u->jh = NULL;
+        return fail(L, r);
+    }
+    lua_pushvalue(L, -1); /* the promise and the handle: one userdata */
+    return 2;
 }
-static promise_ud *check_promise(lua_State *L, int idx)
+static jh_ud *check_promise(lua_State *L, int idx)
 {
-    promise_ud *u = luaL_checkudata(L, idx, PROMISE_MT);
+    jh_ud *u = check_ud(L, idx, UV_JH);
     if (!u->p)
         luaL_error(L, "the promise is released");
     return u;
 }
-static int l_promise_gc(lua_State *L)
+static int l_promise_release(lua_State *L)
 {
-    promise_ud *u = luaL_checkudata(L, 1, PROMISE_MT);
+    jh_ud *u = check_ud(L, 1, UV_JH);
     mvx_promise_release(u->p);
     u->p = NULL;
     return 0;
 }
+/* resolve and fail also release the promise: the task is finished either way. */
 static int l_promise_resolve(lua_State *L)
 {
-    lua_pushinteger(L, mvx_promise_resolve(check_promise(L, 1)->p, NULL));
+    jh_ud *u = check_promise(L, 1);
+    lua_pushinteger(L, mvx_promise_resolve(u->p, NULL));
+    mvx_promise_release(u->p);
+    u->p = NULL;
     return 1;
 }
 static int l_promise_fail(lua_State *L)
 {
-    promise_ud *u = check_promise(L, 1);
+    jh_ud *u = check_promise(L, 1);
     lua_pushinteger(L, mvx_promise_fail(u->p, (int)luaL_checkinteger(L, 2),
                                         luaL_optstring(L, 3, NULL), NULL, NULL));
-    return 1;
-}
-static int l_promise_on_cancel(lua_State *L)
-{
-    promise_ud *u = check_promise(L, 1);
-    waker_ud *w = luaL_checkudata(L, 2, WAKER_MT);
-    lua_pushinteger(L, mvx_promise_on_cancel(u->p, &w->w));
+    mvx_promise_release(u->p);
+    u->p = NULL;
     return 1;
 }
 static int l_promise_cancelled(lua_State *L)
@@ -621,16 +710,23 @@ static int l_promise_cancelled(lua_State *L)
 
 /* ---- module ---- */
 
-static void new_mt(lua_State *L, const char *name, lua_CFunction gc)
+/* Sets the __gc of metatable `uv` (the metatables sit at stack indices 1..NUV). */
+static void set_gc(lua_State *L, int uv, lua_CFunction gc)
 {
-    luaL_newmetatable(L, name);
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    for (int i = 1; i <= NUV; i++)
+        lua_pushvalue(L, i);
+    lua_pushcclosure(L, gc, NUV);
+    lua_setfield(L, uv, "__gc");
 }
 
 int luaopen_moduvex_core(lua_State *L)
 {
+    /* lua_close() unloads this module, and with it libmoduvex, while the threads of a runtime
+     * collected at exit may still be on their way out (its __gc shuts down without waiting):
+     * keep the library mapped for good. */
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)mvx_runtime_new, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD);
     static const luaL_Reg funcs[] = {
         {"errname", l_errname},
         {"strerror", l_strerror},
@@ -641,10 +737,13 @@ int luaopen_moduvex_core(lua_State *L)
         {"runtime_new", l_runtime_new},
         {"runtime_close", l_runtime_close},
         {"worker_count", l_worker_count},
+        {"blocking_stats", l_blocking_stats},
         {"open", l_open},
         {"sym", l_sym},
         {"sig_new", l_sig_new},
         {"spawn_call", l_spawn_call},
+        {"spawn_sleep", l_spawn_sleep},
+        {"sleep_block", l_sleep_block},
         {"join_wait", l_join_wait},
         {"join_try", l_join_try},
         {"join_finished", l_join_finished},
@@ -652,7 +751,7 @@ int luaopen_moduvex_core(lua_State *L)
         {"join_ptr", l_join_ptr},
         {"join_poll", l_join_poll},
         {"join_take", l_join_take},
-        {"join_release", l_join_gc},
+        {"join_release", l_join_release},
         {"notifier_new", l_notifier_new},
         {"notifier_fd", l_notifier_fd},
         {"notifier_waker", l_notifier_waker},
@@ -664,18 +763,22 @@ int luaopen_moduvex_core(lua_State *L)
         {"promise_new", l_promise_new},
         {"promise_resolve", l_promise_resolve},
         {"promise_fail", l_promise_fail},
-        {"promise_on_cancel", l_promise_on_cancel},
         {"promise_cancelled", l_promise_cancelled},
-        {"promise_release", l_promise_gc},
+        {"promise_release", l_promise_release},
         {NULL, NULL},
     };
-    new_mt(L, RT_MT, l_runtime_gc);
-    new_mt(L, SIG_MT, l_sig_gc);
-    new_mt(L, JH_MT, l_join_gc);
-    new_mt(L, PROMISE_MT, l_promise_gc);
-    new_mt(L, NOTIFIER_MT, l_notifier_gc);
-    new_mt(L, WAKER_MT, l_waker_gc);
-    luaL_newlib(L, funcs);
+    lua_settop(L, 0);
+    for (int i = 1; i <= NUV; i++)
+        luaL_newmetatable(L, uv_name[i]); /* at stack index i */
+    set_gc(L, UV_RT, l_runtime_gc);
+    set_gc(L, UV_SIG, l_sig_gc);
+    set_gc(L, UV_JH, l_join_gc);
+    set_gc(L, UV_NOTIFIER, l_notifier_gc);
+    set_gc(L, UV_WAKER, l_waker_gc);
+    luaL_newlibtable(L, funcs);
+    for (int i = 1; i <= NUV; i++)
+        lua_pushvalue(L, i);
+    luaL_setfuncs(L, funcs, NUV);
     lua_pushinteger(L, MVX_EAGAIN);
     lua_setfield(L, -2, "EAGAIN");
     lua_pushstring(L, "lua5.4");

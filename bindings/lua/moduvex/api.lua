@@ -184,10 +184,11 @@ return function(core)
     local function c_result(h, code)
         local res = h.res
         if res then return res end
-        if code == 0 or code == EFAILED then
+        if code == 0 or code == EFAILED or code == nil then
             local s = h.sig
             local r = pack(core.join_take(h.jh, s and s.core))
             local c = r[1]
+            if c == EAGAIN then return nil end -- (code nil: a guess that it finished)
             if c == 0 then
                 if s and s.struct_ret then
                     res = { n = 2, true, (rebuild(s.ret, r, 2)) }
@@ -232,6 +233,11 @@ return function(core)
     -- Makes ready the waiters of h that belong to set (the others learn of it through their
     -- own set's notifier).
     local function wake_waiters(h, set)
+        local w = h.waiter -- the first waiter: no list for the common case of one
+        if w and w.set == set then
+            h.waiter = nil
+            make_ready(set, w)
+        end
         local ws = h.waiters
         if not ws then return end
         local keep
@@ -290,6 +296,16 @@ return function(core)
         end
     end
 
+    local function add_waiter(h, task)
+        local w = h.waiter
+        if not w then
+            h.waiter = task
+        elseif w ~= task then
+            local ws = h.waiters
+            if ws then ws[#ws + 1] = task else h.waiters = { task } end
+        end
+    end
+
     local AWAIT = {} -- what a task yields to its set while it awaits
     local OK = { n = 1, true } -- the result of every task that returned nothing
 
@@ -300,12 +316,19 @@ return function(core)
 
     local function await_in_task(task, h, secs)
         local deadline = secs and secs >= 0 and now() + secs
+        local woken = false
         while true do
             local res = h.res
             if res then return unpack(res, 1, res.n) end
             local other = h.task
             if not (other and other.set == task.set) then
                 if not h.jh then return false, new_error(ECANCELLED, "the handle is closed") end
+                if woken and not h.watch then
+                    -- Its token came: it most likely finished, so take the result at once (one
+                    -- C call instead of a poll and a take).
+                    res = c_result(h, nil)
+                    if res then return unpack(res, 1, res.n) end
+                end
                 local c = watch(task.set, h)
                 if c ~= EAGAIN then
                     unwatch(h)
@@ -314,16 +337,10 @@ return function(core)
                 end
             end
             if deadline and now() >= deadline then return false, new_error(ETIMEDOUT) end
-            local ws = h.waiters
-            if not ws then
-                ws = {}
-                h.waiters = ws
-            end
-            if task.waiting ~= h then ws[#ws + 1] = task end
-            task.waiting = h
+            add_waiter(h, task)
             if deadline then add_timer(task.set, task, deadline) end
             co_yield(AWAIT)
-            task.waiting = nil
+            woken = true
             if deadline then task.set.timers[task] = nil end
         end
     end
@@ -359,7 +376,22 @@ return function(core)
         error((...), 0)
     end
     function Handle:await(secs)
-        return raise_or_return(self:join(secs))
+        local res = self.res
+        if not res then
+            local task = secs == nil and running_task()
+            local other = self.task
+            if not (task and other and other.set == task.set and self.jh) then
+                return raise_or_return(self:join(secs))
+            end
+            -- A task of the same set: it makes us ready when it finishes, no C call needed.
+            repeat
+                add_waiter(self, task)
+                co_yield(AWAIT)
+                res = self.res
+            until res
+        end
+        if res[1] then return unpack(res, 2, res.n) end
+        error(res[2], 0)
     end
 
     function Handle:try()
@@ -402,8 +434,11 @@ return function(core)
         core.join_release(jh)
         -- Waiters in other sets are woken by their own set when the task ends.
         local ws = self.waiters
-        if ws and self.res then
-            for i = 1, #ws do make_ready(ws[i].set, ws[i]) end
+        if self.res then
+            local w = self.waiter
+            if w then make_ready(w.set, w) end
+            self.waiter = nil
+            if ws then for i = 1, #ws do make_ready(ws[i].set, ws[i]) end end
             self.waiters = nil
         end
     end
@@ -458,6 +493,12 @@ return function(core)
     Runtime.__close = function(self) self:close() end
 
     function Runtime:workers() return core.worker_count(rt_core(self)) end
+    -- A snapshot of the blocking pool: threads (alive), idle, running, queued, completed.
+    function Runtime:blocking_stats()
+        local threads, idle, running, queued, completed = core.blocking_stats(rt_core(self))
+        return { threads = threads, idle = idle, running = running, queued = queued,
+            completed = completed }
+    end
 
     local Lib = {}
     function Lib.__index(self, name)
@@ -514,6 +555,7 @@ return function(core)
     function Func:spawn_blocking(...) return spawn_call(self, true, ...) end
 
     -- ---- local sets: coroutine tasks and the loop that drives them ---------------------------
+    local SPIN_MAX, SPIN_MIN = 200e-6, 2e-6 -- the driving loop's spin (see wait)
     local Set = {}
     Set.__index = Set
     M.Set = Set
@@ -534,7 +576,9 @@ return function(core)
         return setmetatable({
             rt = self, n = n, kick = kick, ntasks = 0, ready = {}, rhead = 1, rtail = 0,
             timers = {}, tokens = {}, next_token = 2, buf = {}, driving = false, kicked = false,
-            cancel = cancel, live = {}, wakers = {},
+            cancel = cancel, live = {}, wakers = {}, spin = SPIN_MAX,
+            sleepers = {}, nsleepers = 0, sleep_seq = 0, nap = false, nap_at = 0,
+            sleep_dirty = false,
         }, Set)
     end
 
@@ -542,16 +586,13 @@ return function(core)
         if type(fn) ~= "function" then
             error("moduvex: set:spawn: function expected, got " .. type(fn), 2)
         end
-        local p, jh, msg = core.promise_new(rt_core(self.rt))
+        -- The promise, with the set's cancel waker registered on it (one C call).
+        local p, jh, msg = core.promise_new(rt_core(self.rt), self.cancel)
         if not p then return nil, new_error(jh, msg) end
-        local code = core.promise_on_cancel(p, self.cancel)
-        if code ~= 0 then
-            core.promise_release(p)
-            core.join_release(jh)
-            return nil, new_error(code)
-        end
         -- The task record is its handle too (h.task == h): one table per task.
-        local task = setmetatable({ co = co_create(fn), p = p, jh = jh, set = self }, Handle)
+        -- (Every field it will get, so that the table is sized once.)
+        local task = setmetatable({ co = co_create(fn), p = p, jh = jh, set = self, task = false,
+            queued = false, done = false, waiter = false }, Handle)
         task.task = task
         if select("#", ...) > 0 then task.args = pack(...) end
         self.live[task] = true -- the anchor: the set keeps its unfinished tasks
@@ -567,8 +608,7 @@ return function(core)
         set.ntasks = set.ntasks - 1
         set.timers[task] = nil
         task.co = nil
-        core.promise_release(task.p)
-        task.p = nil
+        task.p = nil -- released by promise_resolve, promise_fail or cancel_task
         wake_waiters(task, set)
     end
 
@@ -579,6 +619,14 @@ return function(core)
             local ok, e = co_close(task.co)
             if not ok then cerr = e end
         end
+        local e = task.sleep
+        if e then -- a sleeper no more: the set's sleep task is cancelled once none is left
+            task.sleep = nil
+            e.cancelled = true
+            set.nsleepers = set.nsleepers - 1
+            set.sleep_dirty = true
+        end
+        core.promise_release(task.p)
         task_done(set, task, fail_result(ECANCELLED, nil, cerr))
     end
 
@@ -586,7 +634,7 @@ return function(core)
         local res
         if ok then
             res = select("#", ...) == 0 and OK or pack(true, ...)
-            if core.promise_resolve(task.p) == ECANCELLED then
+            if core.promise_resolve(task.p) == ECANCELLED then -- (and releases it)
                 res = fail_result(ECANCELLED)
             end
         else
@@ -601,8 +649,8 @@ return function(core)
 
     local function after_resume(set, task, ok, ...)
         current = nil
+        if ok and ... == AWAIT then return end -- (a task cannot return AWAIT: it is local here)
         if co_status(task.co) == "dead" then return finish(set, task, ok, ...) end
-        if ... == AWAIT then return end
         -- The task yielded for its own purposes: its coroutine belongs to the set, so refuse.
         if co_close then co_close(task.co) end
         finish(set, task, false, "moduvex: coroutine.yield() in a task of a set: a task's " ..
@@ -623,6 +671,106 @@ return function(core)
         return after_resume(set, task, co_resume(task.co))
     end
 
+    -- ---- mvx.sleep: the set's sleepers ----
+    -- Sleeping tasks wait in a binary heap of the set, ordered by (deadline, arrival), and the
+    -- set keeps one sleep task of the library (mvx_spawn_sleep, "the nap") armed for the earliest
+    -- deadline, awaited through the notifier like any handle: its token wakes the driving loop
+    -- or the host loop polling the fd. On that token the set makes every sleeper whose deadline
+    -- has passed ready, in deadline order, and arms the nap for the next. So sleepers resume in
+    -- deadline order whatever the workers' timing (a worker that fires two timers late, in one
+    -- batch, may complete their tasks in either order), cost one heap entry each rather than a
+    -- task, and a cancelled sleeper costs nothing once the last one is gone (the nap is aborted).
+    local function heap_less(a, b)
+        return a.at < b.at or (a.at == b.at and a.seq < b.seq)
+    end
+    local function heap_push(hp, e)
+        local i = #hp + 1
+        hp[i] = e
+        while i > 1 do
+            local parent = (i - i % 2) / 2
+            if not heap_less(hp[i], hp[parent]) then break end
+            hp[i], hp[parent] = hp[parent], hp[i]
+            i = parent
+        end
+    end
+    local function heap_pop(hp)
+        local n = #hp
+        local top = hp[1]
+        hp[1] = hp[n]
+        hp[n] = nil
+        n = n - 1
+        local i = 1
+        while true do
+            local l, r, m = 2 * i, 2 * i + 1, i
+            if l <= n and heap_less(hp[l], hp[m]) then m = l end
+            if r <= n and heap_less(hp[r], hp[m]) then m = r end
+            if m == i then break end
+            hp[i], hp[m] = hp[m], hp[i]
+            i = m
+        end
+        return top
+    end
+
+    local function drop_nap(set)
+        local nap = set.nap
+        if nap then
+            set.nap = false
+            nap:close() -- aborts it: its timer is cancelled
+        end
+    end
+
+    -- Wakes the sleepers that are due, in order, and keeps the nap armed for the next one.
+    local function service_sleepers(set)
+        set.sleep_dirty = false
+        local hp = set.sleepers
+        while true do
+            local t = now()
+            while hp[1] and (hp[1].cancelled or hp[1].at <= t) do
+                local e = heap_pop(hp)
+                if not e.cancelled then
+                    e.woken = true
+                    e.task.sleep = nil
+                    set.nsleepers = set.nsleepers - 1
+                    make_ready(set, e.task)
+                end
+            end
+            local top = hp[1]
+            if not top then
+                drop_nap(set)
+                return
+            end
+            local nap = set.nap
+            if nap and set.nap_at <= top.at then
+                -- Armed early enough; watch it again if a stale token took its watch.
+                if watch(set, nap) == EAGAIN then return end
+                drop_nap(set) -- it fired (or was cancelled): arm another
+            else
+                drop_nap(set)
+                local rt = set.rt.core
+                local jh, code, msg
+                if rt then jh, code, msg = core.spawn_sleep(rt, top.at) end
+                if not jh then
+                    -- The runtime is shut down: nothing can wake the sleepers any more.
+                    local err = new_error(code or codes.ESHUTDOWN, msg or "the runtime is closed")
+                    while hp[1] do
+                        local e = heap_pop(hp)
+                        if not e.cancelled then
+                            e.err = err
+                            e.task.sleep = nil
+                            set.nsleepers = set.nsleepers - 1
+                            make_ready(set, e.task)
+                        end
+                    end
+                    return
+                end
+                nap = new_handle(jh)
+                set.nap, set.nap_at = nap, top.at
+                if watch(set, nap) == EAGAIN then return end
+                drop_nap(set) -- already due: wake and look again
+            end
+        end
+    end
+
     -- Moves the notifier's tokens and expired timers into the ready queue.
     -- Returns the number of tokens taken.
     local function pull(set)
@@ -638,6 +786,7 @@ return function(core)
                 if h then -- a watched handle finished
                     unwatch(h)
                     wake_waiters(h, set)
+                    if h == set.nap then set.sleep_dirty = true end
                 elseif id == 1 then -- some task was cancelled: run_task finds which
                     for task in pairs(set.live) do
                         if core.promise_cancelled(task.p) then make_ready(set, task) end
@@ -646,6 +795,7 @@ return function(core)
             end
             if k < 64 then break end
         end
+        if set.sleep_dirty then service_sleepers(set) end
         if next(set.timers) then
             local t = now()
             for task in pairs(set.timers) do
@@ -677,7 +827,8 @@ return function(core)
                 local i = set.rhead
                 local task = ready[i]
                 ready[i] = nil
-                set.rhead = i + 1
+                -- Back to index 1 once empty: the queue stays a small array.
+                if i == set.rtail then set.rhead, set.rtail = 1, 0 else set.rhead = i + 1 end
                 run_task(set, task)
                 polls = polls + 1
             end
@@ -699,21 +850,48 @@ return function(core)
         end
     end
 
-    M.spin_seconds = 20e-6 -- how long a driving loop polls before it sleeps on the fd
-    -- Waits until a token arrives (or secs, or the next timer, pass). Spins briefly first,
-    -- draining without a system call: a worker's completion often comes within microseconds,
-    -- and a sleep plus a wake-up through the kernel costs far more.
+    -- How long a driving loop polls before it sleeps on the fd. nil: adaptive (below); a
+    -- number: that many seconds every time (0: never spin).
+    M.spin_seconds = nil
+    -- Adaptive spin, as the library's own sleepers do (src/spin.h): each set keeps a budget
+    -- that follows whether spinning pays. A spin that finds a token after t keeps at least 4 t;
+    -- one that runs out, followed by a sleep that a token ended g after the spin began, doubles
+    -- (at least 2 g) when g <= SPIN_MAX (a longer spin would have caught it), else halves (0
+    -- below SPIN_MIN: a set that awaits slow work sleeps at once). SPIN_MAX covers a parked
+    -- worker's wake-up on small VMs (tens of microseconds): a round trip the driver catches
+    -- spinning keeps the worker's own spin paying too, where two sleeps per round trip would
+    -- make both sides give up spinning.
+    local function spin_learn(set, found, gap)
+        local b = set.spin
+        if found then
+            if 4 * gap > b then b = 4 * gap end
+        elseif gap <= SPIN_MAX then
+            b = 2 * (b > gap and b or gap)
+        else
+            b = b / 2
+            set.spin = b < SPIN_MIN and 0 or b
+            return
+        end
+        set.spin = b < SPIN_MIN and SPIN_MIN or b > SPIN_MAX and SPIN_MAX or b
+    end
+
+    -- Waits until a token arrives (or secs, or the next timer, pass). Spins first, draining
+    -- without a system call: a worker's completion often comes within microseconds, and a sleep
+    -- plus a wake-up through the kernel costs far more.
     local function wait(set, secs)
         local t = next_timer(set)
         if t and (not secs or t < secs) then secs = t end
         if secs == 0 then return end
-        local spin = M.spin_seconds
+        local fixed = M.spin_seconds
+        local spin = fixed or set.spin
+        if secs and spin > secs then spin = secs end
+        local t0 = now()
         if spin > 0 then
-            local t0 = now()
             set.driving = true
             repeat
                 if pull(set) > 0 or set.rhead <= set.rtail then
                     set.driving = false
+                    if not fixed then spin_learn(set, true, now() - t0) end
                     return
                 end
             until now() - t0 > spin
@@ -723,7 +901,37 @@ return function(core)
                 if secs <= 0 then return end
             end
         end
-        core.notifier_wait(set.n, secs)
+        local r = core.notifier_wait(set.n, secs)
+        if not fixed then spin_learn(set, false, r == 0 and now() - t0 or math.huge) end
+    end
+
+    -- mvx.sleep(secs): inside a coroutine task, a sleeper of its set (see "the set's
+    -- sleepers"); outside any task, blocks the thread (clock_nanosleep). Never early: a sleeper
+    -- is woken only once now() has reached its deadline. sleep(0) in a task lets the set's
+    -- other ready tasks run first.
+    function M.sleep(secs)
+        if type(secs) ~= "number" or secs ~= secs or secs < 0 then
+            error("moduvex.sleep: seconds must be a number >= 0, got " ..
+                (type(secs) == "number" and tostring(secs) or type(secs)), 2)
+        end
+        local task = running_task()
+        if not task then return core.sleep_block(secs) end
+        local set = task.set
+        if secs == 0 then
+            make_ready(set, task)
+            co_yield(AWAIT)
+            return
+        end
+        if not set.rt.core then error(new_error(codes.ESHUTDOWN, "the runtime is closed"), 2) end
+        local seq = set.sleep_seq + 1
+        set.sleep_seq = seq
+        local e = { at = now() + secs, seq = seq, task = task }
+        heap_push(set.sleepers, e)
+        set.nsleepers = set.nsleepers + 1
+        set.sleep_dirty = true
+        task.sleep = e
+        repeat co_yield(AWAIT) until e.woken or e.err
+        if e.err then error(e.err, 2) end
     end
 
     function Set:step(secs)

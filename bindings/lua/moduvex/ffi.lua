@@ -17,6 +17,10 @@ typedef struct mvx_runtime_config {
     void (*on_thread_start)(void *, unsigned); void (*on_thread_stop)(void *, unsigned);
     void *hook_data; unsigned max_blocking_threads; int64_t blocking_keep_alive_ns;
 } mvx_runtime_config;
+typedef struct mvx_blocking_stats {
+    size_t size; unsigned threads, idle_threads, running, queued; uint64_t completed;
+} mvx_blocking_stats;
+int mvx_runtime_blocking_stats(mvx_runtime *rt, mvx_blocking_stats *stats);
 typedef struct mvx_failure {
     size_t size; int code; char *message; void *payload; void (*payload_drop)(void *);
 } mvx_failure;
@@ -61,6 +65,8 @@ int mvx_promise_fail(mvx_promise *promise, int code, const char *message, void *
 int mvx_promise_is_cancelled(const mvx_promise *promise);
 int mvx_promise_on_cancel(mvx_promise *promise, const mvx_waker *waker);
 void mvx_promise_release(mvx_promise *promise);
+int64_t mvx_now(void);
+int mvx_spawn_sleep(mvx_runtime *rt, int64_t deadline_ns, mvx_join_handle **join);
 void *malloc(size_t);
 void free(void *);
 void *dlopen(const char *filename, int flags);
@@ -68,11 +74,17 @@ void *dlsym(void *handle, const char *symbol);
 char *dlerror(void);
 struct mvx_lua_timespec { long tv_sec; long tv_nsec; };
 int clock_gettime(int clk, struct mvx_lua_timespec *ts);
+int clock_nanosleep(int clk, int flags, const struct mvx_lua_timespec *t, struct mvx_lua_timespec *rem);
 unsigned long pthread_self(void);
 ]]
 
 local C = ffi.C
-local L = ffi.load(os.getenv("MODUVEX_LIBRARY") or "libmoduvex.so.1")
+local libname = os.getenv("MODUVEX_LIBRARY") or "libmoduvex.so.1"
+local L = ffi.load(libname)
+-- lua_close() unloads the library while the threads of a runtime collected at exit may still be
+-- on their way out (its finalizer shuts down without waiting): keep it mapped for good
+-- (RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE).
+C.dlopen(libname, 0x1006)
 local new, cast, gc, istype, typeof = ffi.new, ffi.cast, ffi.gc, ffi.istype, ffi.typeof
 local tonumber = tonumber
 local INF = -1LL
@@ -99,6 +111,24 @@ function core.now()
 end
 function core.thread_id() return tonumber(C.pthread_self()) end
 
+-- The absolute mvx_now() deadline secs (a number >= 0, checked by api.lua) from now, rounded up
+-- to the nanosecond so that a sleep is never early; INT64_MAX for "never". As core.c.
+local INT64_MAX = 0x7fffffffffffffffLL
+local function deadline_after(secs)
+    local now = L.mvx_now()
+    if not (secs < 9.2e9) then return INT64_MAX end
+    local ns = math.ceil(secs * 1e9)
+    if ns > INT64_MAX - now then return INT64_MAX end
+    return now + ns
+end
+local sleep_ts = new("struct mvx_lua_timespec")
+function core.sleep_block(secs) -- blocks the calling thread (outside any task)
+    local d = deadline_after(secs)
+    sleep_ts.tv_sec, sleep_ts.tv_nsec = d / 1000000000, d % 1000000000
+    -- CLOCK_MONOTONIC, TIMER_ABSTIME: never early; EINTR only resumes the same wait.
+    while C.clock_nanosleep(1, 1, sleep_ts, nil) == 4 do end
+end
+
 -- ---- runtime ----
 local function runtime_gc(rt) -- never waits: see core.c
     L.mvx_runtime_shutdown(rt, 0)
@@ -121,6 +151,13 @@ function core.runtime_close(rt, secs)
     L.mvx_runtime_release(rt)
 end
 function core.worker_count(rt) return tonumber(L.mvx_runtime_worker_count(rt)) end
+local bstats = new("mvx_blocking_stats")
+function core.blocking_stats(rt)
+    bstats.size = ffi.sizeof(bstats)
+    L.mvx_runtime_blocking_stats(rt, bstats)
+    return bstats.threads, bstats.idle_threads, bstats.running, bstats.queued,
+        tonumber(bstats.completed)
+end
 
 -- ---- libraries ----
 function core.open(name)
@@ -259,6 +296,17 @@ function core.spawn_call(rt, fn, s, blocking, ...)
     return gc(jh_out[0], L.mvx_join_release)
 end
 
+-- A sleep task that completes once mvx_now() reaches deadline (seconds on that clock, as
+-- core.now(); rounded up to the nanosecond). As core.c.
+function core.spawn_sleep(rt, deadline)
+    local at = deadline * 1e9
+    local d
+    if not (at < 9.2e18) then d = INT64_MAX elseif at <= 0 then d = 0 else d = math.ceil(at) end
+    local r = L.mvx_spawn_sleep(rt, d, jh_out)
+    if r ~= 0 then return fail(r) end
+    return gc(jh_out[0], L.mvx_join_release)
+end
+
 -- ---- join handles ----
 function core.join_wait(jh, secs) return L.mvx_join_wait(jh, secs_to_ns(secs)) end
 function core.join_try(jh) return L.mvx_join_try(jh) end
@@ -332,19 +380,35 @@ end
 function core.notifier_wait(n, secs) return L.mvx_notifier_wait(n, secs_to_ns(secs)) end
 
 local p_out = new("mvx_promise*[1]")
-function core.promise_new(rt)
+-- The promise, with the set's cancel waker registered on it; as core.c.
+function core.promise_new(rt, cancel)
     local r = L.mvx_spawn_promise(rt, 0, 0, nil, p_out, jh_out)
     if r ~= 0 then return fail(r) end
-    return gc(p_out[0], L.mvx_promise_release), gc(jh_out[0], L.mvx_join_release)
+    local p, jh = p_out[0], jh_out[0]
+    r = L.mvx_promise_on_cancel(p, cancel)
+    if r ~= 0 then
+        L.mvx_promise_release(p)
+        L.mvx_join_release(jh)
+        return fail(r)
+    end
+    return gc(p, L.mvx_promise_release), gc(jh, L.mvx_join_release)
 end
-function core.promise_resolve(p) return L.mvx_promise_resolve(p, nil) end
-function core.promise_fail(p, code, msg) return L.mvx_promise_fail(p, code, msg, nil, nil) end
-function core.promise_on_cancel(p, w) return L.mvx_promise_on_cancel(p, w) end
-function core.promise_cancelled(p) return L.mvx_promise_is_cancelled(p) ~= 0 end
 function core.promise_release(p)
     gc(p, nil)
     L.mvx_promise_release(p)
 end
+-- resolve and fail also release the promise: the task is finished either way.
+function core.promise_resolve(p)
+    local r = L.mvx_promise_resolve(p, nil)
+    core.promise_release(p)
+    return r
+end
+function core.promise_fail(p, code, msg)
+    local r = L.mvx_promise_fail(p, code, msg, nil, nil)
+    core.promise_release(p)
+    return r
+end
+function core.promise_cancelled(p) return L.mvx_promise_is_cancelled(p) ~= 0 end
 
 local M = require("moduvex.api")(core)
 M.ffi_library = L

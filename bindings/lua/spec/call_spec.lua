@@ -10,6 +10,20 @@ describe("runtime", function()
         rt:close() -- harmless
         assert.has_error(function() rt:workers() end, "moduvex: the runtime is closed")
     end)
+    it("reports its blocking pool", function()
+        local rt = H.runtime({ workers = 1, max_blocking = 3 })
+        local st = rt:blocking_stats()
+        assert.are.same({ threads = 0, idle = 0, running = 0, queued = 0, completed = 0 }, st)
+        local sleep = rt:func(lib.t_sleep_ms, "void(u32)")
+        local hs = {}
+        for i = 1, 6 do hs[i] = sleep:spawn_blocking(1) end
+        for i = 1, 6 do assert.is_true((hs[i]:join())) end
+        st = rt:blocking_stats()
+        assert.is_true(st.threads >= 1 and st.threads <= 3)
+        assert.are.equal(0, st.queued)
+        rt:close()
+        assert.has_error(function() rt:blocking_stats() end, "moduvex: the runtime is closed")
+    end)
     it("raises on bad options", function()
         assert.has_error(function() mvx.runtime({ workers = -1 }) end)
         assert.has_error(function() mvx.runtime({ workers = 1.5 }) end)

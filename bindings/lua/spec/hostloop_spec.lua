@@ -90,6 +90,30 @@ describe("host loops", function()
         end)
     end
 
+    if have_luv then
+        it("sleeping tasks wake luv's loop through the fd, no host timer needed", function()
+            local woke = {}
+            for i = 1, 10 do
+                set:spawn(function()
+                    local t0 = mvx.now()
+                    mvx.sleep(0.002 * i)
+                    woke[#woke + 1] = mvx.now() - t0 >= 0.002 * i - 1e-9
+                end)
+            end
+            local poll = uv.new_poll(set:pollfd())
+            poll:start("r", function(err)
+                assert(not err, err)
+                set:step()
+                if set:pending() == 0 then poll:close() end
+            end)
+            set:step() -- every task starts its sleep; from here on only the fd wakes the loop
+            assert.is_nil(set:timeout())
+            uv.run("default")
+            assert.are.equal(10, #woke)
+            for i = 1, 10 do assert.is_true(woke[i]) end
+        end)
+    end
+
     if have_cq then
         it("runs in cqueues through cqueues.poll(set)", function()
             local results, state = {}, { steps = 0 }

@@ -154,6 +154,26 @@ describe("rules", function()
         assert.are.equal("end\nexit=0\n", out)
     end)
 
+    it("exiting with a runtime still shutting down never unloads the library under its threads", function()
+        -- lua_close() collects the runtime (a shutdown that does not wait) and then unloads the
+        -- modules: libmoduvex must stay mapped while its threads exit. A race: run it often.
+        local script = os.tmpname()
+        local f = assert(io.open(script, "w"))
+        f:write([[
+            local mvx = rawget(_G, "jit") and require("moduvex.ffi") or require("moduvex")
+            local rt = assert(mvx.runtime({ workers = 2 }))
+            local set = rt:local_set()
+            set:spawn(function() end)
+        ]])
+        f:close()
+        local p = io.popen("i=0; while [ $i -lt 40 ]; do " .. H.interpreter() .. " " .. script ..
+            " || echo \"exit=$?\"; i=$((i + 1)); done 2>&1; echo end")
+        local out = p:read("*a")
+        p:close()
+        os.remove(script)
+        assert.are.equal("end\n", out)
+    end)
+
     it("a failing task never exits the process, whatever it raises", function()
         local values = { "text", 42, { t = true }, false }
         local hs = {}
