@@ -39,8 +39,18 @@ int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsig
     if (pthread_condattr_init(&ca) != 0)
         return MVX_ESYSTEM;
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int r = pthread_mutex_init(&pool->lock, NULL) || pthread_cond_init(&pool->work, &ca) ||
+    /* Adaptive: a burst of submissions and hundreds of threads finishing their jobs together
+     * take the lock for a few instructions each; a waiter that spins briefly avoids a futex
+     * sleep and wake-up (two context switches each) per hand-off. */
+    pthread_mutexattr_t ma;
+    if (pthread_mutexattr_init(&ma) != 0) {
+        pthread_condattr_destroy(&ca);
+        return MVX_ESYSTEM;
+    }
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    int r = pthread_mutex_init(&pool->lock, &ma) || pthread_cond_init(&pool->work, &ca) ||
             pthread_cond_init(&pool->gone, &ca);
+    pthread_mutexattr_destroy(&ma);
     pthread_condattr_destroy(&ca);
     return r ? MVX_ESYSTEM : 0;
 }

@@ -594,6 +594,69 @@ START_TEST(a_spawn_fails_when_no_pool_thread_can_start)
 }
 END_TEST
 
+/* Submitters racing idle pool threads: the wake-up is signalled after the submitter unlocks, so
+ * a thread finishing its job may take the job an idle one is being woken for; every job must
+ * still run exactly once, none may wait for a wake-up that never comes, and the pool stays
+ * within its maximum. */
+enum { RACE_SUBMITTERS = 4, RACE_JOBS = 500, RACE_POOL = 3 };
+static int counted_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx, (void)output;
+    atomic_fetch_add(*(atomic_int **)state, 1);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable counted_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = counted_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+};
+struct race_submitter {
+    mvx_runtime *rt;
+    pthread_barrier_t *start;
+    atomic_int *ran;
+    mvx_join_handle *jh[RACE_JOBS];
+};
+static void *race_submit(void *arg)
+{
+    struct race_submitter *s = arg;
+    pthread_barrier_wait(s->start);
+    for (int i = 0; i < RACE_JOBS; i++) {
+        ck_assert_int_eq(mvx_spawn_blocking(s->rt, &counted_vt, &s->ran, &s->jh[i]), 0);
+        if (i % 16 == 0)
+            sched_yield(); /* let the pool threads go idle again between bursts */
+    }
+    return NULL;
+}
+
+START_TEST(submitters_racing_idle_threads_run_every_job_once)
+{
+    /* Idle threads never time out: a lost wake-up leaves a job queued for good. */
+    mvx_runtime *rt = pool_runtime(1, RACE_POOL, -1);
+    atomic_int ran = 0;
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, RACE_SUBMITTERS);
+    static struct race_submitter subs[RACE_SUBMITTERS];
+    pthread_t th[RACE_SUBMITTERS];
+    for (int k = 0; k < RACE_SUBMITTERS; k++) {
+        subs[k] = (struct race_submitter){.rt = rt, .start = &start, .ran = &ran};
+        ck_assert_int_eq(pthread_create(&th[k], NULL, race_submit, &subs[k]), 0);
+    }
+    for (int k = 0; k < RACE_SUBMITTERS; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < RACE_SUBMITTERS; k++)
+        for (int i = 0; i < RACE_JOBS; i++) {
+            ck_assert_int_eq(mvx_join_wait(subs[k].jh[i], 10 * SEC), 0);
+            mvx_join_release(subs[k].jh[i]);
+        }
+    ck_assert_int_eq(atomic_load(&ran), RACE_SUBMITTERS * RACE_JOBS);
+    mvx_blocking_stats st = stats_of(rt);
+    ck_assert_uint_le(st.threads, RACE_POOL);
+    pthread_barrier_destroy(&start);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 static Suite *blocking_suite(void)
 {
     Suite *s = suite_create("blocking");
@@ -615,6 +678,7 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, aborting_a_queued_job_cancels_it_at_once);
     tcase_add_test(tc, abort_racing_the_pool_thread_for_a_queued_job_drops_it_once);
     tcase_add_test(tc, a_spawn_fails_when_no_pool_thread_can_start);
+    tcase_add_test(tc, submitters_racing_idle_threads_run_every_job_once);
     tcase_add_test(tc, spawns_racing_idle_and_finishing_pool_threads_run_every_job_once);
     suite_add_tcase(s, tc);
     return s;

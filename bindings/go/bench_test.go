@@ -16,7 +16,7 @@ func BenchmarkWorkloads(b *testing.B) {
 		for _, impl := range []string{"moduvex-go", "go"} {
 			w, impl := w, impl
 			b.Run(w.Name+"/"+impl, func(b *testing.B) {
-				iter, cleanup, err := w.Setup(impl, 2, 64)
+				iter, cleanup, err := w.Setup(impl, 2, 0) // the library's default pool
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -4,7 +4,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static gomvx_res fail(int rc, const char *msg)
@@ -104,25 +106,127 @@ static int watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
     return rc;
 }
 
+/* ---- a call's completion word ----
+ *
+ * A call's join waker is a gomvx_done, not a notifier waker: waking it only marks `state` DONE,
+ * which Go reads from this C memory without a cgo call, so that a Wait that checks briefly before
+ * it parks (and one that comes after the task finished) costs no notifier waker, no eventfd
+ * write, no netpoller wake-up and no poller goroutine. Only a waiter about to park arms it
+ * (gomvx_arm, after Go registered the token: it makes the notifier waker, then PENDING -> ARMED);
+ * a wake that finds it ARMED forwards to the notifier:
+ *
+ *   PENDING --Go arms--> ARMED --wake--> DONE, and queues the token
+ *      \-------------------wake--------^   (no token: Go sees DONE when it checks or arms)
+ *
+ * The struct lives until Go's reference (dropped by gomvx_release) and the waker copies' are all
+ * gone. `state` is the first member: Go atomically reads the uint32 at its address. */
+typedef struct gomvx_done {
+    _Atomic uint32_t state; /* GOMVX_PENDING, GOMVX_ARMED, GOMVX_DONE */
+    _Atomic uint32_t refs;  /* Go's, plus one per waker copy */
+    mvx_waker notify;       /* queues the token on the notifier; set by gomvx_arm before ARMED */
+    _Atomic int64_t done_ns; /* CLOCK_MONOTONIC when an ARMED word was woken (0: not yet) */
+} gomvx_done;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void done_unref(gomvx_done *d)
+{
+    if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1) {
+        mvx_waker_drop(&d->notify);
+        free(d);
+    }
+}
+
+static void *done_clone(void *data)
+{
+    atomic_fetch_add_explicit(&((gomvx_done *)data)->refs, 1, memory_order_relaxed);
+    return data;
+}
+
+static void done_wake_by_ref(void *data)
+{
+    gomvx_done *d = data;
+    if (atomic_exchange_explicit(&d->state, GOMVX_DONE, memory_order_acq_rel) == GOMVX_ARMED) {
+        /* For the waiter's spin to learn how long a spin would have needed (handle.go). */
+        atomic_store_explicit(&d->done_ns, now_ns(), memory_order_relaxed);
+        mvx_waker_wake_by_ref(&d->notify);
+    }
+}
+
+static void done_wake(void *data)
+{
+    done_wake_by_ref(data);
+    done_unref(data);
+}
+
+static void done_drop(void *data) { done_unref(data); }
+
+static const mvx_waker_vtable done_vt = {
+    sizeof(mvx_waker_vtable), done_clone, done_wake, done_wake_by_ref, done_drop,
+};
+
 gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
-                     const uint32_t *offsets, unsigned nargs, unsigned flags, mvx_notifier *n,
-                     uint64_t token)
+                     const uint32_t *offsets, unsigned nargs, unsigned flags)
 {
     void *args[32];
     for (unsigned i = 0; i < nargs && i < 32; i++)
         args[i] = (void *)(buf + offsets[i]);
+    gomvx_done *d = malloc(sizeof *d);
+    if (!d)
+        return fail(MVX_ENOMEM, "Go: out of memory");
+    atomic_init(&d->state, GOMVX_PENDING);
+    atomic_init(&d->refs, 1);
+    d->notify = (mvx_waker){NULL, NULL};
+    atomic_init(&d->done_ns, 0);
     mvx_join_handle *jh;
     int rc = mvx_spawn_call(rt, (void (*)(void))fn, sig, args, flags, &jh);
-    if (rc)
-        return last(rc);
-    int outcome = watch(jh, n, token);
+    if (rc) {
+        gomvx_res r = last(rc);
+        done_unref(d);
+        return r;
+    }
+    mvx_waker w = {&done_vt, d};
+    int outcome = mvx_join_poll(jh, &w); /* keeps a clone unless finished */
     if (outcome == MVX_EINVAL || outcome == MVX_ENOMEM) {
         gomvx_res r = last(outcome);
         mvx_join_abort(jh);
         mvx_join_release(jh);
+        done_unref(d);
         return r;
     }
-    return (gomvx_res){.p = jh, .outcome = outcome};
+    return (gomvx_res){.p = jh, .q = d, .outcome = outcome};
+}
+
+gomvx_armed gomvx_arm(void *done, mvx_notifier *n, uint64_t token)
+{
+    gomvx_done *d = done;
+    int rc = mvx_notifier_waker(n, token, &d->notify);
+    if (rc)
+        return (gomvx_armed){rc, 0};
+    int64_t at = now_ns();
+    uint32_t pending = GOMVX_PENDING;
+    if (atomic_compare_exchange_strong_explicit(&d->state, &pending, GOMVX_ARMED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return (gomvx_armed){1, at};
+    mvx_waker_drop(&d->notify); /* finished first: no wake will read it */
+    return (gomvx_armed){0, 0};
+}
+
+int64_t gomvx_done_ns(void *done)
+{
+    return atomic_load_explicit(&((gomvx_done *)done)->done_ns, memory_order_relaxed);
+}
+
+void gomvx_release(mvx_join_handle *jh, void *done)
+{
+    mvx_join_release(jh);
+    if (done)
+        done_unref(done);
 }
 
 gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)

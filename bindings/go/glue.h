@@ -15,7 +15,7 @@ typedef struct gomvx_res {
     int rc;      /* 0 or an MVX_E* code */
     int outcome; /* for spawns: the join outcome at registration (MVX_EAGAIN: pending) */
     void *p;     /* the object made (runtime, notifier, join handle, function, buffer) */
-    void *q;     /* a second one (the join handle of a promise) */
+    void *q;     /* a second one (a promise's join handle, a call's completion word) */
     size_t n;    /* a size or an fd */
     int code;    /* a failure's code */
     char *msg;   /* malloc'd copy of mvx_last_error() or a failure's message; the caller frees */
@@ -35,8 +35,22 @@ gomvx_res gomvx_notifier_new(void);
 gomvx_res gomvx_signature_parse(const char *text, size_t len);
 gomvx_res gomvx_lookup(const char *lib, const char *sym);
 gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
-                     const uint32_t *offsets, unsigned nargs, unsigned flags, mvx_notifier *n,
-                     uint64_t token);
+                     const uint32_t *offsets, unsigned nargs, unsigned flags);
+/* The states of a call's completion word (glue.c), read and armed by Go. */
+enum { GOMVX_PENDING = 0, GOMVX_ARMED = 1, GOMVX_DONE = 2 };
+/* Arms a call's completion word (.q of gomvx_call) to queue `token` on n when the call finishes:
+ * armed is 1 (the token will come; at_ns: CLOCK_MONOTONIC when armed), 0 (finished already: none
+ * will), or an MVX_E* code (no waker could be made). At most once per word, while Go's reference
+ * holds it. gomvx_done_ns then says when the armed word was woken (0: not yet). */
+typedef struct gomvx_armed {
+    int armed;
+    int64_t at_ns;
+} gomvx_armed;
+gomvx_armed gomvx_arm(void *done, mvx_notifier *n, uint64_t token);
+int64_t gomvx_done_ns(void *done);
+/* Releases a join handle and, for a call, Go's reference on its completion word (.q of
+ * gomvx_call; NULL for other handles). */
+void gomvx_release(mvx_join_handle *jh, void *done);
 gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token);
 gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size);
 gomvx_res gomvx_take_bytes(mvx_join_handle *jh);

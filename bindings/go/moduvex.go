@@ -73,7 +73,8 @@ type Runtime struct {
 
 	regMu     sync.Mutex
 	reg       map[uint64]entry // token -> what its delivery completes
-	nextToken uint64
+	nextToken atomic.Uint64
+	waitSpin  atomic.Int64 // the adaptive spin of Wait, in ns (see await)
 
 	tokens     *[drainMax]C.uint64_t
 	batch      []entry
@@ -127,6 +128,7 @@ func New(opts ...Option) (*Runtime, error) {
 	}
 	rt := &Runtime{c: (*C.mvx_runtime)(r.p), reg: make(map[uint64]entry),
 		tokens: new([drainMax]C.uint64_t), pollerDone: make(chan struct{})}
+	rt.waitSpin.Store(spinMax)
 	r = C.gomvx_notifier_new()
 	if r.rc != 0 {
 		C.gomvx_runtime_close(rt.c)
@@ -204,18 +206,33 @@ func (rt *Runtime) drain() int {
 
 // register gives e a new token.
 func (rt *Runtime) register(e entry) uint64 {
+	t := rt.nextToken.Add(1)
+	rt.registerAs(t, e)
+	return t
+}
+
+// registerAs registers e under t, a token from nextToken.
+func (rt *Runtime) registerAs(t uint64, e entry) {
 	rt.regMu.Lock()
-	rt.nextToken++
-	t := rt.nextToken
 	rt.reg[t] = e
 	rt.regMu.Unlock()
-	return t
 }
 
 func (rt *Runtime) unregister(t uint64) {
 	rt.regMu.Lock()
 	delete(rt.reg, t)
 	rt.regMu.Unlock()
+}
+
+// armedState is GOMVX_ARMED, for the tests.
+const armedState = C.GOMVX_ARMED
+
+// notifierStats says how many times the notifier's fd was written and how many tokens it
+// delivered (for the tests).
+func (rt *Runtime) notifierStats() (fdWrites, tokens uint64) {
+	st := C.mvx_notifier_stats{size: C.sizeof_mvx_notifier_stats}
+	C.mvx_notifier_stats_get(rt.n, &st)
+	return uint64(st.fd_writes), uint64(st.tokens)
 }
 
 func (rt *Runtime) registered() int {

@@ -265,6 +265,93 @@ func TestCompletionBeforeRegistration(t *testing.T) {
 	h.Close()
 }
 
+// A call's completion reaches Go through the notifier only when a waiter has parked: one that
+// is done before anyone waits registers no token and writes no fd; a parked waiter arms it.
+func TestCallCompletionWordArmsOnlyWhenParked(t *testing.T) {
+	rt := newRuntime(t, Workers(2), MaxBlocking(1))
+	ctx := context.Background()
+	sig := mustSig(t, "i32(i32,i32)")
+	writes, tokens := rt.notifierStats()
+	for i := 0; i < 100; i++ {
+		h, err := rt.Call(ctx, FuncOf(testc.Add), sig, i, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !h.c.wordDone() && !h.c.finished.Load() {
+			runtime.Gosched()
+		}
+		if rt.registered() != 0 {
+			t.Fatal("a call nobody waits for registered its token")
+		}
+		if v, err := Result[int32](ctx, h); err != nil || v != int32(i+1) {
+			t.Fatal(v, err)
+		}
+		h.Close()
+	}
+	if w, k := rt.notifierStats(); w != writes || k != tokens {
+		t.Fatalf("calls finished before their Wait wrote the notifier's fd %d times", w-writes)
+	}
+	// A waiter that parks arms the word; the completion then comes through the poller.
+	testc.GateReset()
+	defer testc.GateOpen()
+	h, err := rt.CallBlocking(ctx, FuncOf(testc.GateWait), mustSig(t, "i32(i32)"), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	testc.GateAwaitArrivals(1)
+	got := make(chan error, 1)
+	go func() { _, err := Result[int32](ctx, h); got <- err }()
+	for !h.c.wordIs(armedState) { // registered, then armed
+		runtime.Gosched()
+	}
+	if rt.registered() != 1 {
+		t.Fatal("an armed call has no token registered")
+	}
+	testc.GateOpen()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	// The poller drained the token before it closed Done (tokens counts it in the drain; the fd
+	// write's count may land after the wake-up it caused).
+	if _, k := rt.notifierStats(); k == tokens {
+		t.Fatal("a parked waiter was woken without the notifier")
+	}
+}
+
+// Close races waiters that check a call's completion word: each Wait returns the outcome or
+// ErrInvalid, none reads the word after Close freed it (the race detector and cgocheck watch).
+func TestCloseRacesSpinningWaits(t *testing.T) {
+	rt := newRuntime(t, Workers(2))
+	ctx := context.Background()
+	sig := mustSig(t, "i32(i32,i32)")
+	for i := 0; i < 200; i++ {
+		h, err := rt.Call(ctx, FuncOf(testc.Add), sig, i, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var start, done sync.WaitGroup
+		start.Add(1)
+		errs := make(chan error, 3)
+		for k := 0; k < 3; k++ {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				errs <- h.Wait(ctx)
+			}()
+		}
+		start.Done()
+		h.Close()
+		done.Wait()
+		for k := 0; k < 3; k++ {
+			if err := <-errs; err != nil && !errors.Is(err, ErrInvalid) {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // Waiters registered long before the completion, many on one handle, all woken once.
 func TestManyWaitersOnOneHandle(t *testing.T) {
 	testc.GateReset()

@@ -46,18 +46,20 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	if len(sig.offsets) > 0 {
 		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
 	}
-	c := &core{kind: kindCall, outSize: int(sig.ret.size), done: make(chan struct{}), rt: rt}
+	c := newCore()
+	c.kind, c.blocking, c.outSize, c.rt = kindCall, flags != 0, int(sig.ret.size), rt
 	rt.mu.RLock()
 	if rt.closed {
 		rt.mu.RUnlock()
 		return nil, errShutdown(op)
 	}
-	c.token = rt.register(entry{c: c})
+	c.token = rt.nextToken.Add(1) // registered only when a waiter parks (see arm)
 	r := C.gomvx_call(rt.c, fn.p, sig.c, (*C.uchar)(unsafe.Pointer(&buf[0])), offs,
-		C.uint(len(sig.args)), flags, rt.n, C.uint64_t(c.token))
+		C.uint(len(sig.args)), flags)
 	rt.mu.RUnlock()
 	runtime.KeepAlive(sig)
 	c.jh = (*C.mvx_join_handle)(r.p)
+	c.word = r.q
 	return rt.started(op, ctx, c, r)
 }
 
@@ -65,21 +67,26 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 // was registered queues no token, so it is completed here.
 func (rt *Runtime) started(op string, ctx context.Context, c *core, r C.gomvx_res) (*Handle, error) {
 	if r.rc != 0 {
-		rt.unregister(c.token)
+		if c.kind != kindCall {
+			rt.unregister(c.token)
+		}
 		return nil, errOf(op, r)
 	}
 	live.Add(1)
 	if r.outcome != codeEAGAIN {
-		rt.unregister(c.token)
+		if c.kind != kindCall {
+			rt.unregister(c.token)
+		}
 		c.complete()
 	}
 	h := newHandle(c)
 	if ctx != nil && ctx.Done() != nil {
+		c.arm()
 		go func() {
 			select {
 			case <-ctx.Done():
 				c.abort()
-			case <-c.done:
+			case <-c.doneChan():
 			}
 		}()
 	}
@@ -90,7 +97,8 @@ func (rt *Runtime) started(op string, ctx context.Context, c *core, r C.gomvx_re
 // (a plugin's task) and returns it as a Handle, whose Output is the task's output bytes. After
 // Close, the handle's completion is noticed by polling (every few milliseconds) instead.
 func (rt *Runtime) Adopt(jh unsafe.Pointer) *Handle {
-	c := &core{kind: kindAdopted, done: make(chan struct{}), rt: rt, jh: (*C.mvx_join_handle)(jh)}
+	c := newCore()
+	c.kind, c.rt, c.jh = kindAdopted, rt, (*C.mvx_join_handle)(jh)
 	if jh == nil {
 		c.complete()
 		return newHandle(c)
@@ -140,7 +148,8 @@ func (rt *Runtime) Go(ctx context.Context, f func(ctx context.Context) ([]byte, 
 		return nil, ctx.Err()
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	c := &core{kind: kindGo, done: make(chan struct{}), rt: rt}
+	c := newCore()
+	c.kind, c.rt = kindGo, rt
 	rt.mu.RLock()
 	if rt.closed {
 		rt.mu.RUnlock()

@@ -3,7 +3,8 @@
 // on stderr. Each pair runs in a child process of its own, so that threads and peak RSS are
 // its own. Usage: moduvex-go-bench [workload ...]; MVX_BENCH_THREADS (workers, 2),
 // MVX_BENCH_ITERS (30; the fan-out runs a fifth of them, at least 3), MVX_GO_BENCH_POOL
-// (the blocking pool, 64).
+// (the blocking pool; 0, the default: the library's default, 512 threads, what a program gets
+// without MaxBlocking).
 package main
 
 import (
@@ -30,7 +31,7 @@ var impls = []string{"moduvex-go", "go"}
 func main() {
 	workers := envInt("MVX_BENCH_THREADS", 2)
 	iters := envInt("MVX_BENCH_ITERS", 30)
-	pool := envInt("MVX_GO_BENCH_POOL", 64)
+	pool := envInt("MVX_GO_BENCH_POOL", 0)
 	if one := os.Getenv("MVX_GO_BENCH_ONE"); one != "" {
 		name, impl, _ := strings.Cut(one, ":")
 		for _, w := range benchwork.Workloads {
