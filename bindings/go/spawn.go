@@ -38,12 +38,15 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	if ctx != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	buf, err := sig.marshal(op, args)
-	if err != nil {
-		return nil, err
-	}
+	// No arguments: no buffer to allocate, and no Go pointer for cgo to check.
+	var argp *C.uchar
 	var offs *C.uint32_t
-	if len(sig.offsets) > 0 {
+	if len(sig.args) > 0 || len(args) > 0 {
+		buf, err := sig.marshal(op, args)
+		if err != nil {
+			return nil, err
+		}
+		argp = (*C.uchar)(unsafe.Pointer(&buf[0]))
 		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
 	}
 	c := newCore()
@@ -54,8 +57,7 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 		return nil, errShutdown(op)
 	}
 	c.token = rt.nextToken.Add(1) // registered only when a waiter parks (see arm)
-	r := C.gomvx_call(rt.c, fn.p, sig.c, (*C.uchar)(unsafe.Pointer(&buf[0])), offs,
-		C.uint(len(sig.args)), flags)
+	r := C.gomvx_call(rt.c, fn.p, sig.c, argp, offs, C.uint(len(sig.args)), flags)
 	rt.mu.RUnlock()
 	runtime.KeepAlive(sig)
 	c.jh = (*C.mvx_join_handle)(r.p)
