@@ -49,8 +49,8 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 		argp = (*C.uchar)(unsafe.Pointer(&buf[0]))
 		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
 	}
-	c := newCore()
-	c.kind, c.blocking, c.outSize, c.rt = kindCall, flags != 0, int(sig.ret.size), rt
+	c := newCallCore()
+	c.blocking, c.outSize, c.rt = flags != 0, int(sig.ret.size), rt
 	rt.mu.RLock()
 	if rt.closed {
 		rt.mu.RUnlock()
