@@ -47,13 +47,28 @@ type core struct {
 // first.
 func (c *core) complete() {
 	c.mu.Lock()
+	c.completeLocked()
+	c.mu.Unlock()
+}
+
+func (c *core) completeLocked() {
 	if !c.finished.Load() {
 		c.finished.Store(true)
 		if c.done != nil {
 			close(c.done)
 		}
 	}
+}
+
+// completeIfWordDone completes a call whose word says it has finished, in one critical section.
+func (c *core) completeIfWordDone() bool {
+	c.mu.Lock()
+	is := c.word != nil && atomic.LoadUint32((*uint32)(c.word)) == C.GOMVX_DONE
+	if is {
+		c.completeLocked()
+	}
 	c.mu.Unlock()
+	return is
 }
 
 // closedChan is the done channel of handles that were done before anyone asked for it.
@@ -238,10 +253,13 @@ func (c *core) close() {
 		c.word = nil
 		live.Add(-1)
 	}
-	c.mu.Unlock()
-	if jh != nil && c.rt != nil && (c.kind != kindCall || c.armed.Load()) {
-		c.rt.unregister(c.token)
+	if jh == nil || c.rt == nil || (c.kind == kindCall && !c.armed.Load()) { // no token to drop
+		c.completeLocked()
+		c.mu.Unlock()
+		return
 	}
+	c.mu.Unlock()
+	c.rt.unregister(c.token)
 	c.complete()
 }
 
@@ -284,7 +302,9 @@ func newCallCore() *core {
 		b = new(callBlock)
 		runtime.SetFinalizer(b, func(b *callBlock) {
 			for i := range b.h {
-				b.h[i].c.close() // a no-op on closed and unused Handles
+				if c := &b.h[i].c; c.jh != nil { // unreachable: no lock needed to skip the closed
+					c.close()
+				}
 			}
 		})
 	}
@@ -342,8 +362,7 @@ func (c *core) await(ctx context.Context) error {
 	// Not on a CallBlocking: its function blocks by definition, and a spinning waiter would take
 	// a CPU from the pool threads (measured: 10,000 usleep(1 ms) calls took 267 ms and 46 us of
 	// CPU each with the spin, 200 ms and 20-30 us without).
-	if c.kind == kindCall && c.wordDone() { // finished already: no clock reads, nothing to learn
-		c.complete()
+	if c.kind == kindCall && c.completeIfWordDone() { // finished already: no clock reads
 		return nil
 	}
 	if c.kind == kindCall && !c.blocking && spinMax > 0 {
@@ -351,11 +370,10 @@ func (c *core) await(ctx context.Context) error {
 		budget := rt.waitSpin.Load()
 		start = time.Now()
 		for i := 1; ; i++ {
-			if c.wordDone() {
+			if c.completeIfWordDone() {
 				if t := int64(time.Since(start)); 4*t > budget {
 					rt.waitSpin.Store(min64(4*t, spinMax))
 				}
-				c.complete()
 				return nil
 			}
 			// No runtime.Gosched here: each one is a trip through the scheduler, and with it the
