@@ -170,7 +170,7 @@ static const mvx_waker_vtable done_vt = {
     sizeof(mvx_waker_vtable), done_clone, done_wake, done_wake_by_ref, done_drop,
 };
 
-gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
+gomvx_res gomvx_call(uintptr_t rt, uintptr_t fn, uintptr_t sig, const unsigned char *buf,
                      const uint32_t *offsets, unsigned nargs, unsigned flags)
 {
     void *args[32];
@@ -184,7 +184,8 @@ gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsign
     d->notify = (mvx_waker){NULL, NULL};
     atomic_init(&d->done_ns, 0);
     mvx_join_handle *jh;
-    int rc = mvx_spawn_call(rt, (void (*)(void))fn, sig, args, flags, &jh);
+    int rc = mvx_spawn_call((mvx_runtime *)rt, (void (*)(void))fn, (const mvx_signature *)sig, args,
+                            flags, &jh);
     if (rc) {
         gomvx_res r = last(rc);
         done_unref(d);
@@ -202,9 +203,9 @@ gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsign
     return (gomvx_res){.p = jh, .q = d, .outcome = outcome};
 }
 
-gomvx_armed gomvx_arm(void *done, mvx_notifier *n, uint64_t token)
+gomvx_armed gomvx_arm(uintptr_t done, mvx_notifier *n, uint64_t token)
 {
-    gomvx_done *d = done;
+    gomvx_done *d = (gomvx_done *)done;
     int rc = mvx_notifier_waker(n, token, &d->notify);
     if (rc)
         return (gomvx_armed){rc, 0};
@@ -217,16 +218,16 @@ gomvx_armed gomvx_arm(void *done, mvx_notifier *n, uint64_t token)
     return (gomvx_armed){0, 0};
 }
 
-int64_t gomvx_done_ns(void *done)
+int64_t gomvx_done_ns(uintptr_t done)
 {
     return atomic_load_explicit(&((gomvx_done *)done)->done_ns, memory_order_relaxed);
 }
 
-void gomvx_release(mvx_join_handle *jh, void *done)
+void gomvx_release(uintptr_t jh, uintptr_t done)
 {
-    mvx_join_release(jh);
+    mvx_join_release((mvx_join_handle *)jh);
     if (done)
-        done_unref(done);
+        done_unref((gomvx_done *)done);
 }
 
 gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token)
@@ -258,6 +259,11 @@ gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size)
     if (rc)
         return last(rc);
     return (gomvx_res){0};
+}
+
+gomvx_res gomvx_take_none(uintptr_t jh)
+{
+    return gomvx_take((mvx_join_handle *)jh, NULL, 0);
 }
 
 gomvx_res gomvx_take_bytes(mvx_join_handle *jh)

@@ -34,7 +34,10 @@ gomvx_res gomvx_runtime_close(mvx_runtime *rt);
 gomvx_res gomvx_notifier_new(void);
 gomvx_res gomvx_signature_parse(const char *text, size_t len);
 gomvx_res gomvx_lookup(const char *lib, const char *sym);
-gomvx_res gomvx_call(mvx_runtime *rt, void *fn, mvx_signature *sig, const unsigned char *buf,
+/* The calls made per Call take their C objects (runtime, function, signature, join handle,
+ * completion word) as uintptr_t: cgo checks a void * or opaque struct pointer argument for Go
+ * pointers at run time, in a closure that made one allocation per cgo call. */
+gomvx_res gomvx_call(uintptr_t rt, uintptr_t fn, uintptr_t sig, const unsigned char *buf,
                      const uint32_t *offsets, unsigned nargs, unsigned flags);
 /* The states of a call's completion word (glue.c), read and armed by Go. */
 enum { GOMVX_PENDING = 0, GOMVX_ARMED = 1, GOMVX_DONE = 2 };
@@ -46,13 +49,14 @@ typedef struct gomvx_armed {
     int armed;
     int64_t at_ns;
 } gomvx_armed;
-gomvx_armed gomvx_arm(void *done, mvx_notifier *n, uint64_t token);
-int64_t gomvx_done_ns(void *done);
+gomvx_armed gomvx_arm(uintptr_t done, mvx_notifier *n, uint64_t token);
+int64_t gomvx_done_ns(uintptr_t done);
 /* Releases a join handle and, for a call, Go's reference on its completion word (.q of
  * gomvx_call; NULL for other handles). */
-void gomvx_release(mvx_join_handle *jh, void *done);
+void gomvx_release(uintptr_t jh, uintptr_t done);
 gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token);
 gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size);
+gomvx_res gomvx_take_none(uintptr_t jh); /* gomvx_take of an output of size 0 */
 gomvx_res gomvx_take_bytes(mvx_join_handle *jh);
 gomvx_res gomvx_promise_new(mvx_runtime *rt, mvx_notifier *n, uint64_t done_token,
                             uint64_t cancel_token);

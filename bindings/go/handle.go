@@ -118,7 +118,7 @@ func (c *core) arm() (at int64) {
 		var armed C.gomvx_armed // {0, 0}: the handle is closed, so done
 		c.mu.Lock()
 		if c.word != nil {
-			armed = C.gomvx_arm(c.word, rt.n, C.uint64_t(c.token))
+			armed = C.gomvx_arm(C.uintptr_t(uintptr(c.word)), rt.n, C.uint64_t(c.token))
 		}
 		c.mu.Unlock()
 		if armed.armed == 1 {
@@ -148,7 +148,7 @@ func (c *core) doneNs() int64 {
 	if c.word == nil {
 		return 0
 	}
-	return int64(C.gomvx_done_ns(c.word))
+	return int64(C.gomvx_done_ns(C.uintptr_t(uintptr(c.word))))
 }
 
 func (c *core) finishedOrClosed() bool {
@@ -206,12 +206,12 @@ func (c *core) result() ([]byte, error) {
 			C.free(r.p)
 		}
 	default:
-		var p unsafe.Pointer
-		if c.outSize > 0 {
-			out = make([]byte, c.outSize)
-			p = unsafe.Pointer(&out[0])
+		if c.outSize == 0 {
+			r = C.gomvx_take_none(C.uintptr_t(uintptr(unsafe.Pointer(c.jh)))) // see glue.h
+			break
 		}
-		r = C.gomvx_take(c.jh, p, C.size_t(c.outSize))
+		out = make([]byte, c.outSize)
+		r = C.gomvx_take(c.jh, unsafe.Pointer(&out[0]), C.size_t(c.outSize))
 	}
 	var err error
 	switch r.rc {
@@ -249,7 +249,7 @@ func (c *core) close() {
 	jh := c.jh
 	c.jh = nil
 	if jh != nil {
-		C.gomvx_release(jh, c.word)
+		C.gomvx_release(C.uintptr_t(uintptr(unsafe.Pointer(jh))), C.uintptr_t(uintptr(c.word)))
 		c.word = nil
 		live.Add(-1)
 	}

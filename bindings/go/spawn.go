@@ -57,7 +57,8 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 		return nil, errShutdown(op)
 	}
 	c.token = rt.nextToken.Add(1) // registered only when a waiter parks (see arm)
-	r := C.gomvx_call(rt.c, fn.p, sig.c, argp, offs, C.uint(len(sig.args)), flags)
+	r := C.gomvx_call(C.uintptr_t(uintptr(unsafe.Pointer(rt.c))), C.uintptr_t(uintptr(fn.p)),
+		C.uintptr_t(uintptr(unsafe.Pointer(sig.c))), argp, offs, C.uint(len(sig.args)), flags)
 	rt.mu.RUnlock()
 	runtime.KeepAlive(sig)
 	c.jh = (*C.mvx_join_handle)(r.p)
