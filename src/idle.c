@@ -153,9 +153,9 @@ static bool spin_for_work(struct mvx__worker *w, int64_t since, bool *spun)
             if (now > deadline)
                 return false;
             /* Let the thread that will produce the work run, should it share our core; but
-             * only once the spin has gone on for a while: the call takes about a microsecond
-             * on a VM, during which new work would go unseen. */
-            if (now - since > MVX__SPIN_MIN_NS * 4)
+             * not in the first microseconds, when most spins that pay find their work: the
+             * call takes about a microsecond on a VM, during which new work goes unseen. */
+            if (now - since > MVX__SPIN_MIN_NS)
                 sched_yield();
         }
         mvx__cpu_relax();

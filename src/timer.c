@@ -9,7 +9,9 @@
  * tokio's wheel. Every occupied slot of a level lies after elapsed's digit there, so the lowest
  * occupied level's lowest occupied slot is the next one due; firing a higher level's slot
  * re-inserts (cascades) its timers into lower levels. Each timer moves down at most six times:
- * firing is amortised O(1). Seven levels reach 2^42 ticks (18 years); later deadlines are
+ * firing is amortised O(1). A slot is processed when its earliest tick comes (slot_due), not at
+ * its start: a parked worker wakes once per deadline, where waking at each slot start would cost
+ * one more wake-up per level its timers cascade through. Seven levels reach 2^42 ticks (18 years); later deadlines are
  * clamped to the wheel's end and re-inserted until due.
  */
 #include "timer.h"
@@ -111,8 +113,10 @@ static inline unsigned level_for(uint64_t elapsed, uint64_t when)
     return (unsigned)(63 - __builtin_clzll(masked)) / LEVEL_BITS;
 }
 
-/* The start (in ticks) of the next occupied slot, with its level; false if the wheel is empty. */
-static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *start)
+/* The next occupied slot: its level, its start and when it is due (ticks); false if the wheel
+ * is empty. */
+static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *start,
+                      uint64_t *due)
 {
     for (unsigned l = 0; l < MVX__WHEEL_LEVELS; l++) {
         uint64_t occ = wh->occupied[l];
@@ -122,6 +126,7 @@ static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *st
         uint64_t block = ~((UINT64_C(1) << (LEVEL_BITS * (l + 1))) - 1);
         *level = l;
         *start = (wh->elapsed & block) | ((uint64_t)slot << (LEVEL_BITS * l));
+        *due = wh->slot_due[l][slot] > *start ? wh->slot_due[l][slot] : *start;
         return true;
     }
     return false;
@@ -135,12 +140,12 @@ static inline int64_t ns_of_tick(uint64_t tick)
 static void publish_next(struct mvx__wheel *wh)
 {
     unsigned l;
-    uint64_t start;
-    int64_t next = next_slot(wh, &l, &start) ? ns_of_tick(start) : INT64_MAX;
+    uint64_t start, due;
+    int64_t next = next_slot(wh, &l, &start, &due) ? ns_of_tick(due) : INT64_MAX;
     atomic_store_explicit(&wh->next_fire, next, mvx__seq_cst);
 }
 
-/* Links t (unlinked) at tick `when` > elapsed; returns the slot's start in ns. */
+/* Links t (unlinked) at tick `when` > elapsed; returns when its slot is due, in ns. */
 static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_t when)
 {
     uint64_t last = wh->elapsed | WHEEL_TICKS_MASK;
@@ -159,10 +164,12 @@ static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_
         t->next->pprev = &t->next;
     *head = t;
     t->pprev = head;
-    wh->occupied[l] |= UINT64_C(1) << slot;
+    uint64_t bit = UINT64_C(1) << slot;
+    if (!(wh->occupied[l] & bit) || when < wh->slot_due[l][slot])
+        wh->slot_due[l][slot] = when;
+    wh->occupied[l] |= bit;
     wh->count++;
-    uint64_t block = ~((UINT64_C(1) << (shift + LEVEL_BITS)) - 1);
-    return ns_of_tick((wh->elapsed & block) | ((uint64_t)slot << shift));
+    return ns_of_tick(wh->slot_due[l][slot]);
 }
 
 static void wheel_unlink(struct mvx__wheel *wh, struct mvx__timer *t)
@@ -198,8 +205,8 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
     mvx_waker batch[FIRE_BATCH];
     unsigned n = 0, fired = 0;
     unsigned l;
-    uint64_t start;
-    while (next_slot(wh, &l, &start) && start <= now_tick) {
+    uint64_t start, due;
+    while (next_slot(wh, &l, &start, &due) && due <= now_tick) {
         if (start > wh->elapsed)
             wh->elapsed = start;
         unsigned slot = (unsigned)(start >> (LEVEL_BITS * l)) & (MVX__WHEEL_SLOTS - 1);

@@ -54,6 +54,11 @@ struct mvx__wheel {
      * lock by the owner's park and the others; only ever too early, never too late. */
     _Atomic int64_t next_fire;
     uint64_t occupied[MVX__WHEEL_LEVELS];
+    /* Per occupied slot, the earliest tick inserted since it was last empty: when the slot is
+     * due (a cancel leaves it early, never late). A slot of a higher level waits for it rather
+     * than its start, so a sleeper wakes once per deadline, not once more per level it
+     * cascades through. */
+    uint64_t slot_due[MVX__WHEEL_LEVELS][MVX__WHEEL_SLOTS];
     struct mvx__timer *slots[MVX__WHEEL_LEVELS][MVX__WHEEL_SLOTS];
 };
 
