@@ -52,7 +52,7 @@ typedef struct gomvx_armed {
 gomvx_armed gomvx_arm(uintptr_t done, mvx_notifier *n, uint64_t token);
 int64_t gomvx_done_ns(uintptr_t done);
 /* Releases a join handle and, for a call, Go's reference on its completion word (.q of
- * gomvx_call; NULL for other handles). */
+ * gomvx_call; 0 for other handles). */
 void gomvx_release(uintptr_t jh, uintptr_t done);
 gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token);
 gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size);
