@@ -11,8 +11,8 @@
  * re-inserts (cascades) its timers into lower levels. Each timer moves down at most six times:
  * firing is amortised O(1). A slot is processed when its earliest tick comes (slot_due), not at
  * its start: a parked worker wakes once per deadline, where waking at each slot start would cost
- * one more wake-up per level its timers cascade through. Seven levels reach 2^42 ticks (18 years); later deadlines are
- * clamped to the wheel's end and re-inserted until due.
+ * one more wake-up per level its timers cascade through. Seven levels reach 2^42 ticks (18
+ * years); later deadlines are clamped to the wheel's end and re-inserted until due.
  */
 #include "timer.h"
 #include "runtime.h"
