@@ -115,8 +115,7 @@ static inline unsigned level_for(uint64_t elapsed, uint64_t when)
 
 /* The next occupied slot: its level, its start and when it is due (ticks); false if the wheel
  * is empty. */
-static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *start,
-                      uint64_t *due)
+static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *start, uint64_t *due)
 {
     for (unsigned l = 0; l < MVX__WHEEL_LEVELS; l++) {
         uint64_t occ = wh->occupied[l];
