@@ -142,78 +142,6 @@ END_TEST
 
 /* "A job not started yet is cancelled" means at once: its waiters do not wait for the job
  * running ahead of it. */
-/* Spawns from several threads at once race idle pool threads being woken (the wake comes after
- * the spawn let go of the pool's lock) and finishing threads that take queued jobs themselves:
- * every job runs exactly once, none is stranded in the queue with idle threads asleep. */
-#define SPAWN_RACE_THREADS 4
-#define SPAWN_RACE_JOBS    400
-static _Atomic int spawn_race_runs[SPAWN_RACE_THREADS * SPAWN_RACE_JOBS];
-struct spawn_race_thread {
-    mvx_runtime *rt;
-    pthread_barrier_t *start;
-    int first;
-    mvx_join_handle *jh[SPAWN_RACE_JOBS];
-};
-static int spawn_race_poll(void *state, mvx_context *cx, void *output)
-{
-    (void)cx, (void)output;
-    int i = *(int *)state;
-    atomic_fetch_add(&spawn_race_runs[i], 1);
-    if (i % 7 == 0)
-        usleep(100); /* some jobs still running while others are spawned */
-    return MVX_POLL_READY;
-}
-static const mvx_task_vtable spawn_race_vt = {
-    .size = sizeof(mvx_task_vtable),
-    .poll = spawn_race_poll,
-    .drop = count_drop,
-    .state_size = sizeof(int),
-    .state_align = _Alignof(int),
-};
-static void *spawn_race_main(void *arg)
-{
-    struct spawn_race_thread *s = arg;
-    pthread_barrier_wait(s->start);
-    for (int i = 0; i < SPAWN_RACE_JOBS; i++) {
-        int index = s->first + i;
-        ck_assert_int_eq(mvx_spawn_blocking(s->rt, &spawn_race_vt, &index, &s->jh[i]), 0);
-    }
-    return NULL;
-}
-
-START_TEST(spawns_racing_idle_and_finishing_pool_threads_run_every_job_once)
-{
-    mvx_runtime *rt = pool_runtime(1, 6, 0);
-    for (int i = 0; i < SPAWN_RACE_THREADS * SPAWN_RACE_JOBS; i++)
-        atomic_store(&spawn_race_runs[i], 0);
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, SPAWN_RACE_THREADS);
-    static struct spawn_race_thread sp[SPAWN_RACE_THREADS];
-    pthread_t th[SPAWN_RACE_THREADS];
-    for (int t = 0; t < SPAWN_RACE_THREADS; t++) {
-        sp[t].rt = rt;
-        sp[t].start = &start;
-        sp[t].first = t * SPAWN_RACE_JOBS;
-        ck_assert_int_eq(pthread_create(&th[t], NULL, spawn_race_main, &sp[t]), 0);
-    }
-    for (int t = 0; t < SPAWN_RACE_THREADS; t++)
-        pthread_join(th[t], NULL);
-    pthread_barrier_destroy(&start);
-    for (int t = 0; t < SPAWN_RACE_THREADS; t++)
-        for (int i = 0; i < SPAWN_RACE_JOBS; i++) {
-            ck_assert_int_eq(mvx_join_wait(sp[t].jh[i], 30 * SEC), 0);
-            mvx_join_release(sp[t].jh[i]);
-        }
-    for (int i = 0; i < SPAWN_RACE_THREADS * SPAWN_RACE_JOBS; i++)
-        ck_assert_int_eq(atomic_load(&spawn_race_runs[i]), 1);
-    ck_assert_int_eq(atomic_load(&g_drops), SPAWN_RACE_THREADS * SPAWN_RACE_JOBS);
-    mvx_blocking_stats st = stats_of(rt);
-    ck_assert_uint_eq(st.queued, 0);
-    ck_assert_uint_le(st.threads, 6);
-    ck_assert_int_eq(mvx_runtime_release(rt), 0);
-}
-END_TEST
-
 START_TEST(aborting_a_queued_job_cancels_it_at_once)
 {
     mvx_runtime *rt = pool_runtime(1, 1, 0);
@@ -679,7 +607,6 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, abort_racing_the_pool_thread_for_a_queued_job_drops_it_once);
     tcase_add_test(tc, a_spawn_fails_when_no_pool_thread_can_start);
     tcase_add_test(tc, submitters_racing_idle_threads_run_every_job_once);
-    tcase_add_test(tc, spawns_racing_idle_and_finishing_pool_threads_run_every_job_once);
     suite_add_tcase(s, tc);
     return s;
 }
