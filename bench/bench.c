@@ -973,17 +973,23 @@ static const mvx_task_vtable trickle_vt = {
 
 /* What the runtime costs while work arrives slowly: 2,000 tasks on absolute deadlines after a
  * 100 ms settle, then an idle second. With MVX_BENCH_ITERS=1 (the CI's smoke run) 100 tasks and
- * an idle 100 ms, scaled to a second. */
-static void trickle(void)
+ * an idle 100 ms, scaled to a second. With floor set, the same loop spawns nothing and starts no
+ * runtime (trickle_floor): what the harness itself costs on this machine, each clock_nanosleep
+ * of the period and the idle second, the floor under every implementation's trickle numbers. */
+static void trickle_pass(bool floor)
 {
     int tasks = iters == 1 ? 100 : 2000;
     int64_t idle_ns = iters == 1 ? 100000000 : 1000000000;
     int64_t period = (int64_t)env_int("MVX_TRICKLE_PERIOD_US", 1000) * 1000;
-    mvx_runtime *rt = new_runtime();
-    struct timespec settle = {0, 100000000};
-    nanosleep(&settle, NULL);
-    int64_t *lat = calloc((size_t)tasks, sizeof *lat);
-    atomic_store(&trickle_ran, 0);
+    mvx_runtime *rt = NULL;
+    int64_t *lat = NULL;
+    if (!floor) {
+        rt = new_runtime();
+        struct timespec settle = {0, 100000000};
+        nanosleep(&settle, NULL);
+        lat = calloc((size_t)tasks, sizeof *lat);
+        atomic_store(&trickle_ran, 0);
+    }
     int64_t c0 = cpu_ns();
     int64_t start = now_ns();
     for (int i = 0; i < tasks; i++) {
@@ -991,53 +997,44 @@ static void trickle(void)
         struct timespec ts = {next / 1000000000, next % 1000000000};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
         }
+        if (floor)
+            continue;
         struct trickle_task t = {now_ns(), &lat[i]};
         check(mvx_spawn(rt, &trickle_vt, &t, NULL), "mvx_spawn");
     }
-    while (atomic_load_explicit(&trickle_ran, memory_order_acquire) < tasks)
+    while (!floor && atomic_load_explicit(&trickle_ran, memory_order_acquire) < tasks)
         usleep(100);
     int64_t c1 = cpu_ns();
     struct timespec idle = {idle_ns / 1000000000, idle_ns % 1000000000};
     nanosleep(&idle, NULL);
     int64_t c2 = cpu_ns();
+    long long cpu_per_task = (long long)((c1 - c0) / tasks);
+    long long idle_per_s = (long long)((c2 - c1) * 1000000000 / idle_ns);
+    if (floor) {
+        printf("bench=trickle_floor impl=moduvex threads=0 tasks=%d period_ns=%lld "
+               "cpu_per_task_ns=%lld idle_cpu_ns_per_s=%lld\n",
+               tasks, (long long)period, cpu_per_task, idle_per_s);
+        fflush(stdout);
+        return;
+    }
     qsort(lat, (size_t)tasks, sizeof *lat, cmp_i64);
     printf("bench=trickle impl=moduvex threads=%u tasks=%d period_ns=%lld cpu_per_task_ns=%lld "
            "start_p50_ns=%lld start_p99_ns=%lld idle_cpu_ns_per_s=%lld\n",
-           threads, tasks, (long long)period, (long long)((c1 - c0) / tasks),
-           (long long)lat[tasks / 2], (long long)lat[tasks * 99 / 100],
-           (long long)((c2 - c1) * 1000000000 / idle_ns));
+           threads, tasks, (long long)period, cpu_per_task, (long long)lat[tasks / 2],
+           (long long)lat[tasks * 99 / 100], idle_per_s);
     fflush(stdout);
     free(lat);
     if (getenv("MVX_BENCH_STATS"))
         print_stats(rt);
     mvx_runtime_release(rt);
 }
-
-/* trickle_floor: trickle's loop with no runtime and no spawn: what the harness itself costs on
- * this machine (each clock_nanosleep of the period, then the idle second), the floor under every
- * implementation's trickle numbers. */
+static void trickle(void)
+{
+    trickle_pass(false);
+}
 static void trickle_floor(void)
 {
-    int tasks = iters == 1 ? 100 : 2000;
-    int64_t idle_ns = iters == 1 ? 100000000 : 1000000000;
-    int64_t period = (int64_t)env_int("MVX_TRICKLE_PERIOD_US", 1000) * 1000;
-    int64_t c0 = cpu_ns();
-    int64_t start = now_ns();
-    for (int i = 0; i < tasks; i++) {
-        int64_t next = start + period * i;
-        struct timespec ts = {next / 1000000000, next % 1000000000};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
-        }
-    }
-    int64_t c1 = cpu_ns();
-    struct timespec idle = {idle_ns / 1000000000, idle_ns % 1000000000};
-    nanosleep(&idle, NULL);
-    int64_t c2 = cpu_ns();
-    printf("bench=trickle_floor impl=moduvex threads=0 tasks=%d period_ns=%lld cpu_per_task_ns=%lld "
-           "idle_cpu_ns_per_s=%lld\n",
-           tasks, (long long)period, (long long)((c1 - c0) / tasks),
-           (long long)((c2 - c1) * 1000000000 / idle_ns));
-    fflush(stdout);
+    trickle_pass(true);
 }
 
 /* ------------------------------------------------------------------------------------------- */
