@@ -719,6 +719,13 @@ return function(core)
         end
     end
 
+    -- A sleeper leaves the heap's count and its task becomes ready (woken, or with e.err).
+    local function release_sleeper(set, e)
+        e.task.sleep = nil
+        set.nsleepers = set.nsleepers - 1
+        make_ready(set, e.task)
+    end
+
     -- Wakes the sleepers that are due, in order, and keeps the nap armed for the next one.
     local function service_sleepers(set)
         set.sleep_dirty = false
@@ -729,9 +736,7 @@ return function(core)
                 local e = heap_pop(hp)
                 if not e.cancelled then
                     e.woken = true
-                    e.task.sleep = nil
-                    set.nsleepers = set.nsleepers - 1
-                    make_ready(set, e.task)
+                    release_sleeper(set, e)
                 end
             end
             local top = hp[1]
@@ -756,9 +761,7 @@ return function(core)
                         local e = heap_pop(hp)
                         if not e.cancelled then
                             e.err = err
-                            e.task.sleep = nil
-                            set.nsleepers = set.nsleepers - 1
-                            make_ready(set, e.task)
+                            release_sleeper(set, e)
                         end
                     end
                     return
