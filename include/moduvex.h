@@ -317,6 +317,18 @@ typedef struct mvx_runtime_config {
        burns no CPU. 0: never spin. Positive: always spin up to that many nanoseconds.
        Absent from `size` (a 1.0 caller): MVX_SPIN_ADAPTIVE. */
     int64_t spin_ns;
+    /* Since 1.1. Backpressure on threads that spawn from outside (any thread but this runtime's
+       workers, spawning with mvx_spawn, mvx_spawn_call(_owned), mvx_spawn_sleep or
+       mvx_spawn_promise): when the workers lag by more than this (the oldest task in the
+       global queue has waited that long for a worker, or a worker's timers are that overdue),
+       the spawn call, its task already queued, sleeps in short steps until they catch up, so a
+       flood of spawns costs the flood's own thread time instead of delay for every task and
+       timer, and its CPU goes to the workers. A call waits at most this long (checked once per
+       64 spawns); after a wait during which the workers took nothing from the global queue (all
+       of them in long polls, maybe waiting for the spawner), no spawn waits until they take a
+       task; none once shutdown has begun. Wakes and spawns on workers never wait. 0: 500 us;
+       negative: never wait. Absent from `size`: 500 us. */
+    int64_t spawn_backlog_ns;
 } mvx_runtime_config;
 
 /* mvx_runtime_config.spin_ns: the adaptive spinning policy (the default). */
@@ -413,6 +425,9 @@ typedef struct mvx_join_handle mvx_join_handle;
  * completes.
  * If the task never completes and nothing can wake it any more (no waker, no join handle), the
  * runtime cancels it: its state is dropped.
+ * From outside the workers it may sleep briefly after queueing the task, when the workers have
+ * fallen behind the global queue (at most mvx_runtime_config.spawn_backlog_ns per call; see
+ * there); on a worker it never waits.
  * On failure nothing was spawned and the caller still owns `state`. MVX_EINVAL (NULL rt or
  * vtable, vtable->poll NULL, bad size or alignment), MVX_ENOMEM, MVX_ESHUTDOWN. Any thread. */
 MVX_EXTERN int mvx_spawn(mvx_runtime *rt, const mvx_task_vtable *vtable, void *state,

@@ -16,6 +16,7 @@
 #define DEFAULT_MAX_BLOCKING  512
 #define DEFAULT_KEEP_ALIVE_NS ((int64_t)10 * 1000000000)
 #define DEFAULT_GLOBAL_INTERVAL 31
+#define DEFAULT_SPAWN_BACKLOG_NS ((int64_t)500000)
 
 /* The first release's config ends at hook_data; later fields are optional in `size`. */
 #define CONFIG_MIN_SIZE (offsetof(mvx_runtime_config, hook_data) + sizeof(void *))
@@ -123,6 +124,9 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
                                                   : DEFAULT_GLOBAL_INTERVAL;
     rt->lifo_disabled = c.disable_lifo_slot != 0;
     rt->spin_ns = c.spin_ns < 0 ? MVX_SPIN_ADAPTIVE : c.spin_ns;
+    mvx__backlog_init(&rt->backlog, c.spawn_backlog_ns < 0    ? 0
+                                    : c.spawn_backlog_ns == 0 ? DEFAULT_SPAWN_BACKLOG_NS
+                                                              : c.spawn_backlog_ns);
     if (pthread_mutex_init(&rt->shutdown_lock, NULL) != 0) {
         free(rt);
         return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_mutex_init failed");
@@ -219,12 +223,19 @@ void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yie
         mvx__worker_schedule(w, t, yield);
         return;
     }
+    mvx__runtime_push_global(rt, t);
+}
+
+bool mvx__runtime_push_global(struct mvx_runtime *rt, struct mvx__task *t)
+{
+    bool marked = mvx__backlog_pushing(&rt->backlog, 1);
     mvx__inject_push(&rt->inject, t);
     if (MVX_UNLIKELY(atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING)) {
         mvx__runtime_drain_inject(rt); /* shutdown may have drained the queue already */
-        return;
+        return false;
     }
     mvx__idle_notify(rt);
+    return marked;
 }
 
 /* The plan depends on the vtable's size, layout fields and signatures; the callbacks themselves
@@ -311,8 +322,8 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
     } else if (on_worker) {
         mvx__stat_inc(&w->local_spawns);
         mvx__worker_schedule(w, t, false);
-    } else {
-        mvx__runtime_schedule(rt, t, false);
+    } else if (mvx__runtime_push_global(rt, t)) {
+        mvx__backlog_wait(rt); /* the task is queued: waiting changes nothing but the pace */
     }
     return 0;
 }

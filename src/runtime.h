@@ -5,6 +5,7 @@
 #define MVX_RUNTIME_H
 
 #include "arena.h"
+#include "backlog.h"
 #include "blocking.h"
 #include "inject.h"
 #include "task.h"
@@ -21,6 +22,7 @@ struct mvx_runtime {
     struct mvx__worker **workers;
     _Atomic int phase;
     struct mvx__inject inject; /* the global queue */
+    struct mvx__backlog backlog; /* its lag and the outside spawners' backpressure */
     /* Idle accounting, see idle.c: (unparked << 16) | searching. */
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t idle;
     _Alignas(MVX_CACHE_LINE) struct mvx__arena arena;
@@ -46,6 +48,9 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
 /* Hands a SCHEDULED task to the runtime: the current worker's queue when called on one of rt's
  * workers (LIFO slot, or the back of the queue for a yield), the global queue otherwise. */
 void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yield);
+/* Pushes a SCHEDULED task to the global queue and unparks a worker for it. True when the push
+ * stamped a backlog mark (see backlog.h). Any thread. */
+bool mvx__runtime_push_global(struct mvx_runtime *rt, struct mvx__task *t);
 /* Cancels everything in the global queue; used once shutdown has begun. Any thread. */
 void mvx__runtime_drain_inject(struct mvx_runtime *rt);
 /* Whether the calling thread is one of rt's workers. */

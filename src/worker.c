@@ -27,8 +27,11 @@ MVX_TLS struct mvx__worker *mvx__tl_worker;
 void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t)
 {
     struct mvx__task *first, *last;
-    if (mvx__deque_push(&w->deque, t, &first, &last))
+    unsigned overflow = mvx__deque_push(&w->deque, t, &first, &last);
+    if (overflow) {
+        mvx__backlog_pushing(&w->rt->backlog, overflow);
         mvx__inject_push_chain(&w->rt->inject, first, last);
+    }
 }
 
 /* A task that yielded, or used up its LIFO turns, goes behind everything queued so far: behind
@@ -37,10 +40,12 @@ void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t)
  * local queue, which costs no shared write. */
 static void push_behind_everything(struct mvx__worker *w, struct mvx__task *t)
 {
-    if (mvx__inject_maybe_nonempty(&w->rt->inject))
+    if (mvx__inject_maybe_nonempty(&w->rt->inject)) {
+        mvx__backlog_pushing(&w->rt->backlog, 1);
         mvx__inject_push(&w->rt->inject, t);
-    else
+    } else {
         mvx__worker_push_back(w, t);
+    }
     mvx__idle_notify(w->rt); /* someone idle could take it */
 }
 
@@ -103,6 +108,7 @@ static struct mvx__task *take_from_global(struct mvx__worker *w)
             mvx__worker_push_back(w, t);
             n++;
         }
+        mvx__backlog_took(&w->rt->backlog, n + 1);
     }
     mvx__inject_unlock(q);
     if (!first)

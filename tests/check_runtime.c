@@ -7,6 +7,7 @@
 
 #include <sched.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 static void setup(void)
 {
@@ -37,6 +38,7 @@ START_TEST(config_init_fills_defaults)
     ck_assert_uint_eq(cfg.stack_size, 0);
     ck_assert_ptr_null(cfg.on_thread_start);
     ck_assert_int_eq(cfg.spin_ns, MVX_SPIN_ADAPTIVE);
+    ck_assert_int_eq(cfg.spawn_backlog_ns, 0); /* 0: the default backpressure */
     /* A caller whose struct ends before spin_ns: the field is not touched. */
     memset(&cfg, 0xab, sizeof cfg);
     size_t old = offsetof(mvx_runtime_config, spin_ns);
@@ -567,6 +569,94 @@ START_TEST(a_long_poll_does_not_stop_the_other_workers)
 }
 END_TEST
 
+/* ---- backpressure on floods spawned from outside ---- */
+
+/* Busy for about 20 us: a worker drains such tasks far slower than a thread spawns them. */
+static int slow_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state, (void)cx, (void)output;
+    int64_t until = test_now_ns() + 20000;
+    while (test_now_ns() < until)
+        ;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable slow_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = slow_poll,
+    .drop = count_drop,
+    .state_size = 1,
+};
+
+static long voluntary_switches(void)
+{
+    struct rusage ru;
+    ck_assert_int_eq(getrusage(RUSAGE_THREAD, &ru), 0);
+    return ru.ru_nvcsw;
+}
+
+/* An outside thread spawning far faster than the one worker runs the tasks sleeps inside the
+ * spawn calls (the workers fall behind by more than spawn_backlog_ns), and loses nothing. */
+START_TEST(a_flood_spawned_from_outside_waits_for_the_workers)
+{
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 1;
+    cfg.spawn_backlog_ns = 50000;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    int n = scaled(4000);
+    char state = 0;
+    long before = voluntary_switches();
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(mvx_spawn(rt, &slow_vt, &state, NULL), 0);
+    ck_assert_int_gt(voluntary_switches(), before);
+    wait_until_int(&g_drops, n, 30 * SEC);
+    mvx_runtime_release(rt);
+    ck_assert_int_eq(atomic_load(&g_drops), n);
+}
+END_TEST
+
+/* Workers that take nothing (every one in a long poll) must not stall a spawner that the
+ * polls may be waiting for: the flood goes through, and everything runs once they return. */
+START_TEST(a_flood_spawned_from_outside_does_not_wait_for_stuck_workers)
+{
+    mvx_runtime *rt = new_runtime(2);
+    struct gate g[2] = {0};
+    mvx_join_handle *stuck[2];
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&g[i].result, MVX_POLL_READY);
+        ck_assert_int_eq(mvx_spawn(rt, &gate_vt, &g[i], &stuck[i]), 0);
+    }
+    gate_wait_entered(&g[0], 1);
+    gate_wait_entered(&g[1], 1);
+    int n = scaled(50000);
+    for (int round = 0; round < 2; round++) {
+        /* In round 1 the workers are stuck from the start; in round 2, after a stall the
+         * spawner gave up on, they run and get stuck again, so waiting must resume and give up
+         * again. */
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(mvx_spawn(rt, &empty_vt, NULL, NULL), 0);
+        for (int i = 0; i < 2; i++)
+            atomic_store(&g[i].open, 1);
+        for (int i = 0; i < 2; i++) {
+            ck_assert_int_eq(mvx_join_wait(stuck[i], 10 * SEC), 0);
+            mvx_join_release(stuck[i]);
+        }
+        wait_until_int(&g_drops, (round + 1) * (n + 2), 30 * SEC);
+        if (round == 0) {
+            for (int i = 0; i < 2; i++) {
+                atomic_store(&g[i].entered, 0);
+                ck_assert_int_eq(mvx_spawn(rt, &gate_vt, &g[i], &stuck[i]), 0);
+            }
+            gate_wait_entered(&g[0], 1);
+            gate_wait_entered(&g[1], 1);
+        }
+    }
+    mvx_runtime_release(rt);
+    ck_assert_int_eq(atomic_load(&g_drops), 2 * (n + 2));
+}
+END_TEST
+
 /* ---- wake storms ---- */
 
 struct storm {
@@ -945,6 +1035,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, blocking_calls_from_a_worker_are_edeadlk);
     tcase_add_test(tc, remote_tasks_run_while_every_worker_runs_a_chain);
     tcase_add_test(tc, a_long_poll_does_not_stop_the_other_workers);
+    tcase_add_test(tc, a_flood_spawned_from_outside_waits_for_the_workers);
+    tcase_add_test(tc, a_flood_spawned_from_outside_does_not_wait_for_stuck_workers);
     tcase_add_test(tc, wake_storm_from_many_threads_loses_nothing);
     tcase_add_test(tc, spawns_from_many_threads_all_complete);
     tcase_add_test(tc, two_runtimes_side_by_side);
