@@ -4,15 +4,21 @@
  *
  * The wheel. Time is cut into ticks of 2^17 ns (131 us); a timer due at `deadline` belongs to
  * tick when = ceil(deadline / tick), so a slot's timers are never early when the slot is fired at
- * its start. Seven levels of 64 slots: level l holds timers whose tick first differs from
- * `elapsed` (the tick processed last) in the l-th 6-bit digit, in the slot of that digit, as in
- * tokio's wheel. Every occupied slot of a level lies after elapsed's digit there, so the lowest
- * occupied level's lowest occupied slot is the next one due; firing a higher level's slot
- * re-inserts (cascades) its timers into lower levels. Each timer moves down at most six times:
- * firing is amortised O(1). A slot is processed when its earliest tick comes (slot_due), not at
- * its start: a parked worker wakes once per deadline, where waking at each slot start would cost
- * one more wake-up per level its timers cascade through. Seven levels reach 2^42 ticks (18
- * years); later deadlines are clamped to the wheel's end and re-inserted until due.
+ * its start. Level 0 has 1,024 slots of one tick (134 ms); six levels above it have 64 slots
+ * each, every slot 64 times as long as one of the level below. A tick is read as digits: the low
+ * 10 bits, then 6-bit digits; level l holds timers whose tick first differs from `elapsed` (the
+ * tick processed last) in digit l, in the slot of that digit, as in tokio's wheel. Every
+ * occupied slot of a level lies after elapsed's digit there, so the lowest occupied level's
+ * lowest occupied slot is the next one due; firing a higher level's slot re-inserts (cascades)
+ * its timers into lower levels. Each timer moves down at most six times: firing is amortised
+ * O(1). Level 0 is wide because a cascade is a burst: it visits every timer of a slot at once,
+ * each a cache miss, while the slot's earliest timers are already due; with 64 slots there, a
+ * flood of 1-100 ms sleeps cascaded thousands of timers every 8 ms and fired the last of them up
+ * to a millisecond late (docs/timers.md). Timers under 134 ms never cascade now. A slot is
+ * processed when its earliest tick comes (slot_due), not at its start: a parked worker wakes
+ * once per deadline, where waking at each slot start would cost one more wake-up per level its
+ * timers cascade through. The levels reach 2^46 ticks (292 years); later deadlines are clamped
+ * to the wheel's end and re-inserted until due.
  */
 #include "timer.h"
 #include "runtime.h"
@@ -23,8 +29,27 @@
 #include <time.h>
 
 #define TICK_SHIFT 17
-#define LEVEL_BITS 6
-#define WHEEL_TICKS_MASK ((UINT64_C(1) << (LEVEL_BITS * MVX__WHEEL_LEVELS)) - 1)
+#define L0_BITS    10 /* log2(MVX__WHEEL_L0_SLOTS) */
+#define LEVEL_BITS 6  /* log2(MVX__WHEEL_SLOTS) */
+#define WHEEL_BITS (L0_BITS + LEVEL_BITS * (MVX__WHEEL_LEVELS - 1))
+#define WHEEL_TICKS_MASK ((UINT64_C(1) << WHEEL_BITS) - 1)
+_Static_assert(MVX__WHEEL_L0_SLOTS == 1u << L0_BITS && MVX__WHEEL_SLOTS == 1u << LEVEL_BITS,
+               "slot counts are powers of two");
+
+/* Level l's digit: where it starts in a tick, how many slots it has, where its slots start in
+ * the wheel's arrays. */
+static inline unsigned level_shift(unsigned l)
+{
+    return l ? L0_BITS + LEVEL_BITS * (l - 1) : 0;
+}
+static inline unsigned level_slots(unsigned l)
+{
+    return l ? MVX__WHEEL_SLOTS : MVX__WHEEL_L0_SLOTS;
+}
+static inline unsigned level_base(unsigned l)
+{
+    return l ? MVX__WHEEL_L0_SLOTS + MVX__WHEEL_SLOTS * (l - 1) : 0;
+}
 /* A peer fires a busy owner's overdue wheel once it is this late. */
 #define STEAL_GRACE_NS 1000000
 #define FIRE_BATCH 64
@@ -109,26 +134,31 @@ static inline uint64_t tick_of(int64_t deadline)
 
 static inline unsigned level_for(uint64_t elapsed, uint64_t when)
 {
-    uint64_t masked = (elapsed ^ when) | (MVX__WHEEL_SLOTS - 1);
-    return (unsigned)(63 - __builtin_clzll(masked)) / LEVEL_BITS;
+    uint64_t masked = (elapsed ^ when) | (MVX__WHEEL_L0_SLOTS - 1);
+    unsigned bit = (unsigned)(63 - __builtin_clzll(masked));
+    return bit < L0_BITS ? 0 : 1 + (bit - L0_BITS) / LEVEL_BITS;
 }
 
-/* The next occupied slot: its level, its start and when it is due (ticks); false if the wheel
- * is empty. */
-static bool next_slot(const struct mvx__wheel *wh, unsigned *level, uint64_t *start, uint64_t *due)
+/* The next occupied slot: its index in the wheel's arrays, its start and when it is due (ticks);
+ * false if the wheel is empty. */
+static bool next_slot(const struct mvx__wheel *wh, unsigned *index, uint64_t *start, uint64_t *due)
 {
-    for (unsigned l = 0; l < MVX__WHEEL_LEVELS; l++) {
-        uint64_t occ = wh->occupied[l];
-        if (!occ)
-            continue;
-        unsigned slot = (unsigned)__builtin_ctzll(occ);
-        uint64_t block = ~((UINT64_C(1) << (LEVEL_BITS * (l + 1))) - 1);
-        *level = l;
-        *start = (wh->elapsed & block) | ((uint64_t)slot << (LEVEL_BITS * l));
-        *due = wh->slot_due[l][slot] > *start ? wh->slot_due[l][slot] : *start;
-        return true;
+    unsigned l = 0, word;
+    for (word = 0; word < MVX__WHEEL_L0_SLOTS / 64 && !wh->occupied[word]; word++)
+        ;
+    if (word == MVX__WHEEL_L0_SLOTS / 64) {
+        for (l = 1; l < MVX__WHEEL_LEVELS && !wh->occupied[word]; l++, word++)
+            ;
+        if (l == MVX__WHEEL_LEVELS)
+            return false;
     }
-    return false;
+    unsigned i = word * 64 + (unsigned)__builtin_ctzll(wh->occupied[word]);
+    uint64_t slot = i - level_base(l);
+    uint64_t block = ~((UINT64_C(1) << level_shift(l + 1)) - 1);
+    *index = i;
+    *start = (wh->elapsed & block) | (slot << level_shift(l));
+    *due = wh->slot_due[i] > *start ? wh->slot_due[i] : *start;
+    return true;
 }
 
 static inline int64_t ns_of_tick(uint64_t tick)
@@ -138,9 +168,9 @@ static inline int64_t ns_of_tick(uint64_t tick)
 
 static void publish_next(struct mvx__wheel *wh)
 {
-    unsigned l;
+    unsigned i;
     uint64_t start, due;
-    int64_t next = next_slot(wh, &l, &start, &due) ? ns_of_tick(due) : INT64_MAX;
+    int64_t next = next_slot(wh, &i, &start, &due) ? ns_of_tick(due) : INT64_MAX;
     atomic_store_explicit(&wh->next_fire, next, mvx__seq_cst);
 }
 
@@ -154,21 +184,20 @@ static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_
         when = last > wh->elapsed ? last : wh->elapsed + 1; /* beyond the wheel: re-inserted */
     unsigned l = level_for(wh->elapsed, when);
     if (MVX_UNLIKELY(l >= MVX__WHEEL_LEVELS))
-        l = MVX__WHEEL_LEVELS - 1; /* past 2^42 ticks of uptime only */
-    unsigned shift = LEVEL_BITS * l;
-    unsigned slot = (unsigned)(when >> shift) & (MVX__WHEEL_SLOTS - 1);
-    struct mvx__timer **head = &wh->slots[l][slot];
+        l = MVX__WHEEL_LEVELS - 1; /* past 2^46 ticks of uptime only */
+    unsigned i = level_base(l) + (unsigned)((when >> level_shift(l)) & (level_slots(l) - 1));
+    struct mvx__timer **head = &wh->slots[i];
     t->next = *head;
     if (t->next)
         t->next->pprev = &t->next;
     *head = t;
     t->pprev = head;
-    uint64_t bit = UINT64_C(1) << slot;
-    if (!(wh->occupied[l] & bit) || when < wh->slot_due[l][slot])
-        wh->slot_due[l][slot] = when;
-    wh->occupied[l] |= bit;
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    if (!(wh->occupied[i / 64] & bit) || when < wh->slot_due[i])
+        wh->slot_due[i] = when;
+    wh->occupied[i / 64] |= bit;
     wh->count++;
-    return ns_of_tick(wh->slot_due[l][slot]);
+    return ns_of_tick(wh->slot_due[i]);
 }
 
 static void wheel_unlink(struct mvx__wheel *wh, struct mvx__timer *t)
@@ -177,10 +206,9 @@ static void wheel_unlink(struct mvx__wheel *wh, struct mvx__timer *t)
     if (t->next) {
         t->next->pprev = t->pprev;
     } else {
-        struct mvx__timer **first = &wh->slots[0][0];
-        size_t idx = (size_t)(t->pprev - first);
-        if (idx < (size_t)MVX__WHEEL_LEVELS * MVX__WHEEL_SLOTS && !*t->pprev)
-            wh->occupied[idx / MVX__WHEEL_SLOTS] &= ~(UINT64_C(1) << (idx % MVX__WHEEL_SLOTS));
+        size_t i = (size_t)(t->pprev - &wh->slots[0]);
+        if (i < MVX__WHEEL_ALL_SLOTS && !*t->pprev)
+            wh->occupied[i / 64] &= ~(UINT64_C(1) << (i % 64));
     }
     wh->count--;
 }
@@ -203,14 +231,13 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
     uint64_t now_tick = (uint64_t)now >> TICK_SHIFT;
     mvx_waker batch[FIRE_BATCH];
     unsigned n = 0, fired = 0;
-    unsigned l;
+    unsigned i;
     uint64_t start, due;
-    while (next_slot(wh, &l, &start, &due) && due <= now_tick) {
+    while (next_slot(wh, &i, &start, &due) && due <= now_tick) {
         if (start > wh->elapsed)
             wh->elapsed = start;
-        unsigned slot = (unsigned)(start >> (LEVEL_BITS * l)) & (MVX__WHEEL_SLOTS - 1);
         struct mvx__timer *t;
-        while ((t = wh->slots[l][slot]) != NULL) {
+        while ((t = wh->slots[i]) != NULL) {
             wheel_unlink(wh, t);
             if (t->deadline > now && tick_of(t->deadline) > wh->elapsed) {
                 wheel_insert(wh, t, tick_of(t->deadline)); /* a lower level: later than now */

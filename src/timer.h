@@ -25,8 +25,10 @@
 
 #include "common.h"
 
-#define MVX__WHEEL_LEVELS 7
-#define MVX__WHEEL_SLOTS  64
+#define MVX__WHEEL_LEVELS   7
+#define MVX__WHEEL_L0_SLOTS 1024 /* level 0: one tick each */
+#define MVX__WHEEL_SLOTS    64   /* each level above */
+#define MVX__WHEEL_ALL_SLOTS (MVX__WHEEL_L0_SLOTS + MVX__WHEEL_SLOTS * (MVX__WHEEL_LEVELS - 1))
 
 struct mvx__timer {
     struct mvx__timer *next;   /* slot list */
@@ -53,13 +55,15 @@ struct mvx__wheel {
     /* Nanoseconds at which the earliest occupied slot is due (INT64_MAX: none). Read without the
      * lock by the owner's park and the others; only ever too early, never too late. */
     _Atomic int64_t next_fire;
-    uint64_t occupied[MVX__WHEEL_LEVELS];
+    /* One bit per slot, slots numbered level by level: level 0's 1,024 first (16 words), then
+     * one word per level above. */
+    uint64_t occupied[MVX__WHEEL_ALL_SLOTS / 64];
     /* Per occupied slot, the earliest tick inserted since it was last empty: when the slot is
      * due (a cancel leaves it early, never late). A slot of a higher level waits for it rather
      * than its start, so a sleeper wakes once per deadline, not once more per level it
      * cascades through. */
-    uint64_t slot_due[MVX__WHEEL_LEVELS][MVX__WHEEL_SLOTS];
-    struct mvx__timer *slots[MVX__WHEEL_LEVELS][MVX__WHEEL_SLOTS];
+    uint64_t slot_due[MVX__WHEEL_ALL_SLOTS];
+    struct mvx__timer *slots[MVX__WHEEL_ALL_SLOTS];
 };
 
 /* Sets up a worker's empty wheel. */
