@@ -165,6 +165,9 @@ pub struct mvx_runtime_config {
     pub disable_lifo_slot: c_int,
     /// Since 1.1: `MVX_SPIN_ADAPTIVE` (the default), 0 (never spin) or a fixed spin in ns.
     pub spin_ns: i64,
+    /// Since 1.1: how far the workers may lag before a spawn from outside waits for them
+    /// (0: 500 us, negative: never wait).
+    pub spawn_backlog_ns: i64,
 }
 
 /// `mvx_runtime_config::spin_ns`: spin only while spinning pays (the default).
