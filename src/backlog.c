@@ -7,6 +7,9 @@
 
 #include <time.h>
 
+/* A wait ends once the workers took nothing for this long, whatever the limit. */
+#define STUCK_NS ((int64_t)2000000)
+
 void mvx__backlog_init(struct mvx__backlog *b, int64_t limit_ns)
 {
     atomic_init(&b->pushed, 0);
@@ -62,15 +65,16 @@ void mvx__backlog_wait(struct mvx_runtime *rt)
         return; /* the workers took nothing since a spawner last waited for them in vain */
     int64_t start = mvx__now_ns();
     /* Short steps, so the spawner resumes soon after the workers catch up. */
-    long step = (long)(limit / 2 < 10000 ? 10000 : limit / 2);
+    long step = (long)(limit / 2 < 10000 ? 10000 : limit / 2 > 1000000 ? 1000000 : limit / 2);
     for (int64_t now = start;; now = mvx__now_ns()) {
         uint64_t taken = atomic_load_explicit(&b->taken, mvx__acquire);
         if (lag(rt, taken, now) <= limit ||
             atomic_load_explicit(&rt->phase, mvx__relaxed) != MVX__PHASE_RUNNING)
             return;
-        if (now - start >= limit) {
-            /* At most `limit` per call: tasks that yield keep the queue deep forever, and a
-             * spawner must still get through. Nothing taken all along: they are stuck. */
+        /* At most `limit` per call: tasks that yield keep the queue deep forever, and a
+         * spawner must still get through. Nothing taken all along: they are stuck. */
+        bool stuck = taken == first_taken && now - start >= STUCK_NS;
+        if (now - start >= limit || stuck) {
             if (taken == first_taken)
                 atomic_store_explicit(&b->stalled_at, taken, mvx__relaxed);
             return;

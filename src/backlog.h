@@ -61,9 +61,9 @@ struct mvx_runtime;
  * timers are that overdue), sleep in short steps, so that the spawner's CPU goes to the workers
  * and a flood of spawns cannot build up much more delay than that. At most limit_ns per call
  * (once per 64 pushes): a queue kept deep by tasks that yield slows a spawner, never stops it.
- * After a call in which the workers took nothing (every one in a long poll: it may be waiting
- * for this very spawner), nobody waits until they take a task. Returns at once once shutdown
- * has begun. */
+ * A call in which the workers take nothing for 2 ms (every one in a long poll: it may be waiting
+ * for this very spawner) ends there, and nobody waits again until they take a task. Returns at
+ * once once shutdown has begun. */
 void mvx__backlog_wait(struct mvx_runtime *rt);
 
 #endif
