@@ -319,8 +319,8 @@ typedef struct mvx_runtime_config {
     int64_t spin_ns;
     /* Since 1.1. Backpressure on threads that spawn from outside (any thread but this runtime's
        workers, spawning with mvx_spawn, mvx_spawn_call(_owned), mvx_spawn_sleep or
-       mvx_spawn_promise): when the workers lag by more than this (the oldest task in the
-       global queue has waited that long for a worker, or a worker's timers are that overdue),
+       mvx_spawn_promise): when the workers lag by more than this (a worker's timers are that
+       overdue, or the oldest task in the global queue has waited four times that long),
        the spawn call, its task already queued, sleeps in short steps until they catch up, so a
        flood of spawns costs the flood's own thread time instead of delay for every task and
        timer, and its CPU goes to the workers. A call waits at most this long (checked once per

@@ -57,10 +57,10 @@ static inline void mvx__backlog_took(struct mvx__backlog *b, unsigned n)
 struct mvx_runtime;
 
 /* A thread that is not one of rt's workers has just spawned onto the global queue: while the
- * workers lag by more than limit_ns (the oldest task there has waited that long, or a worker's
- * timers are that overdue), sleep in short steps, so that the spawner's CPU goes to the workers
- * and a flood of spawns cannot build up much more delay than that. At most limit_ns per call
- * (once per 64 pushes): a queue kept deep by tasks that yield slows a spawner, never stops it.
+ * workers lag by more than limit_ns (a worker's timers are that overdue, or the oldest task
+ * there has waited four times that long), sleep in short steps, so that the spawner's CPU goes to
+ * the workers and a flood of spawns cannot build up much more delay than that. At most limit_ns per
+ * call (once per 64 pushes): a queue kept deep by tasks that yield slows a spawner, never stops it.
  * A call in which the workers take nothing for 2 ms (every one in a long poll: it may be waiting
  * for this very spawner) ends there, and nobody waits again until they take a task. Returns at
  * once once shutdown has begun. */
