@@ -228,8 +228,7 @@ void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yie
 
 bool mvx__runtime_push_global(struct mvx_runtime *rt, struct mvx__task *t)
 {
-    bool marked = mvx__backlog_pushing(&rt->backlog, 1);
-    mvx__inject_push(&rt->inject, t);
+    bool marked = mvx__global_push(rt, t, t, 1);
     if (MVX_UNLIKELY(atomic_load_explicit(&rt->phase, mvx__seq_cst) != MVX__PHASE_RUNNING)) {
         mvx__runtime_drain_inject(rt); /* shutdown may have drained the queue already */
         return false;

@@ -48,6 +48,15 @@ int mvx__spawn(const char *fn, struct mvx_runtime *rt, struct mvx__sched *where,
 /* Hands a SCHEDULED task to the runtime: the current worker's queue when called on one of rt's
  * workers (LIFO slot, or the back of the queue for a yield), the global queue otherwise. */
 void mvx__runtime_schedule(struct mvx_runtime *rt, struct mvx__task *t, bool yield);
+/* Pushes the chain first..last (n tasks) to the global queue, counted for its lag (backlog.h):
+ * every push to the global queue goes through here. True when it stamped a backlog mark. */
+static inline bool mvx__global_push(struct mvx_runtime *rt, struct mvx__task *first,
+                                    struct mvx__task *last, unsigned n)
+{
+    bool marked = mvx__backlog_pushing(&rt->backlog, n);
+    mvx__inject_push_chain(&rt->inject, first, last);
+    return marked;
+}
 /* Pushes a SCHEDULED task to the global queue and unparks a worker for it. True when the push
  * stamped a backlog mark (see backlog.h). Any thread. */
 bool mvx__runtime_push_global(struct mvx_runtime *rt, struct mvx__task *t);

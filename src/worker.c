@@ -28,10 +28,8 @@ void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t)
 {
     struct mvx__task *first, *last;
     unsigned overflow = mvx__deque_push(&w->deque, t, &first, &last);
-    if (overflow) {
-        mvx__backlog_pushing(&w->rt->backlog, overflow);
-        mvx__inject_push_chain(&w->rt->inject, first, last);
-    }
+    if (overflow)
+        mvx__global_push(w->rt, first, last, overflow);
 }
 
 /* A task that yielded, or used up its LIFO turns, goes behind everything queued so far: behind
@@ -40,12 +38,10 @@ void mvx__worker_push_back(struct mvx__worker *w, struct mvx__task *t)
  * local queue, which costs no shared write. */
 static void push_behind_everything(struct mvx__worker *w, struct mvx__task *t)
 {
-    if (mvx__inject_maybe_nonempty(&w->rt->inject)) {
-        mvx__backlog_pushing(&w->rt->backlog, 1);
-        mvx__inject_push(&w->rt->inject, t);
-    } else {
+    if (mvx__inject_maybe_nonempty(&w->rt->inject))
+        mvx__global_push(w->rt, t, t, 1);
+    else
         mvx__worker_push_back(w, t);
-    }
     mvx__idle_notify(w->rt); /* someone idle could take it */
 }
 
