@@ -63,7 +63,7 @@ func (c *core) completeLocked() {
 // completeIfWordDone completes a call whose word says it has finished, in one critical section.
 func (c *core) completeIfWordDone() bool {
 	c.mu.Lock()
-	is := c.word != nil && atomic.LoadUint32((*uint32)(c.word)) == C.GOMVX_DONE
+	is := c.wordIsLocked(C.GOMVX_DONE)
 	if is {
 		c.completeLocked()
 	}
@@ -98,9 +98,14 @@ func (c *core) wordDone() bool { return c.wordIs(C.GOMVX_DONE) }
 
 func (c *core) wordIs(state uint32) bool {
 	c.mu.Lock()
-	is := c.word != nil && atomic.LoadUint32((*uint32)(c.word)) == state
+	is := c.wordIsLocked(state)
 	c.mu.Unlock()
 	return is
+}
+
+// wordIsLocked is wordIs with c.mu held (close frees the word under it).
+func (c *core) wordIsLocked(state uint32) bool {
+	return c.word != nil && atomic.LoadUint32((*uint32)(c.word)) == state
 }
 
 // arm makes done close when a call finishes, by registering its token and arming its completion
