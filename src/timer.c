@@ -4,21 +4,22 @@
  *
  * The wheel. Time is cut into ticks of 2^17 ns (131 us); a timer due at `deadline` belongs to
  * tick when = ceil(deadline / tick), so a slot's timers are never early when the slot is fired at
- * its start. Level 0 has 1,024 slots of one tick (134 ms); six levels above it have 64 slots
- * each, every slot 64 times as long as one of the level below. A tick is read as digits: the low
- * 10 bits, then 6-bit digits; level l holds timers whose tick first differs from `elapsed` (the
- * tick processed last) in digit l, in the slot of that digit, as in tokio's wheel. Every
- * occupied slot of a level lies after elapsed's digit there, so the lowest occupied level's
- * lowest occupied slot is the next one due; firing a higher level's slot re-inserts (cascades)
- * its timers into lower levels. Each timer moves down at most six times: firing is amortised
- * O(1). Level 0 is wide because a cascade is a burst: it visits every timer of a slot at once,
- * each a cache miss, while the slot's earliest timers are already due; with 64 slots there, a
- * flood of 1-100 ms sleeps cascaded thousands of timers every 8 ms and fired the last of them up
- * to a millisecond late (docs/timers.md). Timers under 134 ms never cascade now. A slot is
- * processed when its earliest tick comes (slot_due), not at its start: a parked worker wakes
- * once per deadline, where waking at each slot start would cost one more wake-up per level its
- * timers cascade through. The levels reach 2^46 ticks (292 years); later deadlines are clamped
- * to the wheel's end and re-inserted until due.
+ * its start. A tick is read as digits: the low 10 bits (a block of 1,024 ticks, 134 ms), then
+ * 6-bit digits. Level 0 has 2,048 slots of one tick, a ring over two blocks: it holds every timer
+ * due in the block of `elapsed` (the tick processed last) or in the next one. Six levels above it
+ * have 64 slots each, every slot 64 times as long as one of the level below; level l holds the
+ * later timers whose tick first differs from elapsed in digit l, in the slot of that digit, as in
+ * tokio's wheel. Firing a higher level's slot re-inserts (cascades) its timers into lower levels;
+ * each timer moves down at most six times: firing is amortised O(1). Level 0 spans two blocks
+ * because a cascade is a burst: it visits every timer of a slot at once, each a cache miss, while
+ * the slot's earliest timers are already due. With one block there, every block boundary moved
+ * all of the next block's timers at once (up to 50,000 per wheel in a flood of 1-100 ms sleeps)
+ * and fired the first of them milliseconds late (docs/timers.md); now a timer armed less than a
+ * block ahead never cascades, wherever the boundary falls. A slot is processed when its earliest
+ * tick comes (slot_due), not at its start: a parked worker wakes once per deadline, where waking
+ * at each slot start would cost one more wake-up per level its timers cascade through. The
+ * levels reach 2^46 ticks (292 years); later deadlines are clamped to the wheel's end and
+ * re-inserted until due.
  */
 #include "timer.h"
 #include "runtime.h"
@@ -29,12 +30,13 @@
 #include <time.h>
 
 #define TICK_SHIFT 17
-#define L0_BITS    10 /* log2(MVX__WHEEL_L0_SLOTS) */
+#define L0_BITS    10 /* a block: the ticks of one level-1 slot; level 0 rings over two */
 #define LEVEL_BITS 6  /* log2(MVX__WHEEL_SLOTS) */
+#define BLOCK_TICKS (UINT64_C(1) << L0_BITS)
 #define WHEEL_BITS (L0_BITS + LEVEL_BITS * (MVX__WHEEL_LEVELS - 1))
 #define WHEEL_TICKS_MASK ((UINT64_C(1) << WHEEL_BITS) - 1)
-_Static_assert(MVX__WHEEL_L0_SLOTS == 1u << L0_BITS && MVX__WHEEL_SLOTS == 1u << LEVEL_BITS,
-               "slot counts are powers of two");
+_Static_assert(MVX__WHEEL_L0_SLOTS == 2u << L0_BITS && MVX__WHEEL_SLOTS == 1u << LEVEL_BITS,
+               "level 0 is two blocks; the levels above, 6-bit digits");
 
 /* Level l's digit: where it starts in a tick, how many slots it has, where its slots start in
  * the wheel's arrays. */
@@ -132,33 +134,59 @@ static inline uint64_t tick_of(int64_t deadline)
     return (d >> TICK_SHIFT) + ((d & ((UINT64_C(1) << TICK_SHIFT) - 1)) != 0);
 }
 
+/* The level a timer due at tick `when` (> elapsed) goes to: level 0 for the current block of
+ * 1,024 ticks and the next one (its 2,048 slots are a ring over the two), else the level of the
+ * highest digit in which `when` differs from elapsed. */
 static inline unsigned level_for(uint64_t elapsed, uint64_t when)
 {
-    uint64_t masked = (elapsed ^ when) | (MVX__WHEEL_L0_SLOTS - 1);
-    unsigned bit = (unsigned)(63 - __builtin_clzll(masked));
-    return bit < L0_BITS ? 0 : 1 + (bit - L0_BITS) / LEVEL_BITS;
+    if ((when >> L0_BITS) <= (elapsed >> L0_BITS) + 1)
+        return 0;
+    unsigned bit = (unsigned)(63 - __builtin_clzll(elapsed ^ when));
+    return 1 + (bit - L0_BITS) / LEVEL_BITS;
 }
 
 /* The next occupied slot: its index in the wheel's arrays, its start and when it is due (ticks);
- * false if the wheel is empty. */
+ * false if the wheel is empty. Candidates: level 0's first slot from elapsed on (the current
+ * block's half, then the next block's), and each level's first occupied slot above. Within a
+ * level the lowest index is the earliest, but the levels are not ordered among themselves: a
+ * slot above can hold timers of the block elapsed has reached through level 0 (it was armed
+ * before that block became level 0's), due before or after level 0's next. */
 static bool next_slot(const struct mvx__wheel *wh, unsigned *index, uint64_t *start, uint64_t *due)
 {
-    unsigned l = 0, word;
-    for (word = 0; word < MVX__WHEEL_L0_SLOTS / 64 && !wh->occupied[word]; word++)
-        ;
-    if (word == MVX__WHEEL_L0_SLOTS / 64) {
-        for (l = 1; l < MVX__WHEEL_LEVELS && !wh->occupied[word]; l++, word++)
-            ;
-        if (l == MVX__WHEEL_LEVELS)
-            return false;
+    enum { HALF_WORDS = MVX__WHEEL_L0_SLOTS / 2 / 64 };
+    uint64_t block = wh->elapsed >> L0_BITS;
+    unsigned half = (unsigned)(block & 1) * HALF_WORDS;
+    bool found = false;
+    for (unsigned k = 0; k < 2 * HALF_WORDS && !found; k++) {
+        /* The current half from elapsed's word, then the whole next half. */
+        unsigned word = k < HALF_WORDS ? half + k : (half ^ HALF_WORDS) + k - HALF_WORDS;
+        if (k < HALF_WORDS && k < ((wh->elapsed & (BLOCK_TICKS - 1)) >> 6))
+            continue;
+        if (!wh->occupied[word])
+            continue;
+        unsigned i = word * 64 + (unsigned)__builtin_ctzll(wh->occupied[word]);
+        *index = i;
+        *start = ((block + (k >= HALF_WORDS)) << L0_BITS) | (i & (BLOCK_TICKS - 1));
+        *due = *start;
+        found = true;
     }
-    unsigned i = word * 64 + (unsigned)__builtin_ctzll(wh->occupied[word]);
-    uint64_t slot = i - level_base(l);
-    uint64_t block = ~((UINT64_C(1) << level_shift(l + 1)) - 1);
-    *index = i;
-    *start = (wh->elapsed & block) | (slot << level_shift(l));
-    *due = wh->slot_due[i] > *start ? wh->slot_due[i] : *start;
-    return true;
+    for (unsigned l = 1; l < MVX__WHEEL_LEVELS; l++) {
+        uint64_t bits = wh->occupied[MVX__WHEEL_L0_SLOTS / 64 + l - 1];
+        if (!bits)
+            continue;
+        unsigned i = level_base(l) + (unsigned)__builtin_ctzll(bits);
+        uint64_t slot = i - level_base(l);
+        uint64_t above = ~((UINT64_C(1) << level_shift(l + 1)) - 1);
+        uint64_t s = (wh->elapsed & above) | (slot << level_shift(l));
+        uint64_t d = wh->slot_due[i] > s ? wh->slot_due[i] : s;
+        if (!found || d < *due) {
+            *index = i;
+            *start = s;
+            *due = d;
+            found = true;
+        }
+    }
+    return found;
 }
 
 static inline int64_t ns_of_tick(uint64_t tick)

@@ -26,7 +26,7 @@
 #include "common.h"
 
 #define MVX__WHEEL_LEVELS   7
-#define MVX__WHEEL_L0_SLOTS 1024 /* level 0: one tick each */
+#define MVX__WHEEL_L0_SLOTS 2048 /* level 0: one tick each, a ring over two blocks */
 #define MVX__WHEEL_SLOTS    64   /* each level above */
 #define MVX__WHEEL_ALL_SLOTS (MVX__WHEEL_L0_SLOTS + MVX__WHEEL_SLOTS * (MVX__WHEEL_LEVELS - 1))
 
@@ -55,7 +55,7 @@ struct mvx__wheel {
     /* Nanoseconds at which the earliest occupied slot is due (INT64_MAX: none). Read without the
      * lock by the owner's park and the others; only ever too early, never too late. */
     _Atomic int64_t next_fire;
-    /* One bit per slot, slots numbered level by level: level 0's 1,024 first (16 words), then
+    /* One bit per slot, slots numbered level by level: level 0's 2,048 first (32 words), then
      * one word per level above. */
     uint64_t occupied[MVX__WHEEL_ALL_SLOTS / 64];
     /* Per occupied slot, the earliest tick inserted since it was last empty: when the slot is

@@ -508,8 +508,9 @@ END_TEST
 
 /* ---- wheel boundaries ---- */
 
-/* How far out level `level` of the wheel starts: ticks of 2^17 ns, 1,024 slots at level 0, 64 at
- * each level above (src/timer.c). */
+/* The span of one slot at level `level` of the wheel: ticks of 2^17 ns at level 0 (a ring of
+ * 2,048 over the current block of 1,024 ticks and the next), 64 times the level below above it
+ * (src/timer.c). */
 static int64_t level_span(int level)
 {
     return (int64_t)1 << (level ? 17 + 10 + 6 * (level - 1) : 17);
@@ -533,7 +534,7 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
     for (int level = 0; level < 7; level++) {
         int64_t span = level_span(level);
         int64_t now = mvx_now();
-        int64_t slots = level ? 64 : 1024;
+        int64_t slots = level ? 64 : 2048;
         int64_t last = level < 6 ? now + slots * span - 1 : now + 2 * span; /* no overflow */
         const int64_t d[] = {now + span - 1, now + span, now + span + 1, last};
         for (size_t i = 0; i < 4; i++) {
@@ -558,8 +559,8 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
     ck_assert_int_eq(atomic_load(&fw->wakes), fired_first);
     flag_waker_put(fw);
 
-    /* Fired for real on levels 0 and 1 (cascading once), each checked against its deadline;
-     * level 2 starts 8.6 s out. */
+    /* Fired for real on levels 0 and 1 (cascading once: two blocks out or more is beyond level
+     * 0), each checked against its deadline; level 2 starts 8.6 s out. */
     enum { K = 12 };
     struct deadline_waker dws[K];
     mvx_timer ts[K];
@@ -569,7 +570,7 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
     for (int i = 0; i < K; i++) {
         int level = i % 2;
         int64_t span = level_span(level);
-        dws[i].deadline = now + span * (1 + i / 2) + i;
+        dws[i].deadline = now + span * (1 + i / 2 + level) + i;
         atomic_init(&dws[i].refs, 1);
         atomic_init(&dws[i].wakes, 0);
         mvx_waker dw = {&deadline_waker_vt, &dws[i]};
