@@ -35,6 +35,7 @@ static atomic_int g_early, g_woken;
 struct deadline_waker {
     atomic_int refs;
     atomic_int wakes;
+    atomic_int order; /* g_woken's count after its latest wake */
     int64_t deadline;
 };
 static void *dw_clone(void *d)
@@ -48,7 +49,7 @@ static void dw_wake_by_ref(void *d)
     if (mvx_now() < dw->deadline)
         atomic_fetch_add(&g_early, 1);
     atomic_fetch_add(&dw->wakes, 1);
-    atomic_fetch_add(&g_woken, 1);
+    atomic_store(&dw->order, atomic_fetch_add(&g_woken, 1) + 1);
 }
 static void dw_drop(void *d)
 {
@@ -597,6 +598,58 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
 }
 END_TEST
 
+/* Level 0 holds the current block of 1,024 ticks (134 ms) and the next; a timer armed further
+ * out waits in a level above until it cascades. Once the wheel has moved on through level 0,
+ * a level-0 timer and one still above are both candidates for the next fire: the earlier must
+ * fire first (this catches a wheel that looks at level 0 before the levels above). One worker,
+ * so every timer is in its wheel; the order of the wakes, not their timing, is asserted. */
+START_TEST(a_timer_waiting_above_level_0_fires_before_a_later_one_in_it)
+{
+    mvx_runtime *one = new_runtime(1);
+    atomic_store(&g_early, 0);
+    atomic_store(&g_woken, 0);
+    /* Start just after a block boundary, so that the blocks below are known: ticks of 2^17 ns,
+     * blocks of 2^10 ticks, on the mvx_now() clock. */
+    const int64_t block = (int64_t)1 << 27;
+    int64_t start = (mvx_now() / block + 1) * block;
+    while (mvx_now() < start + MS)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    /* above: in the block after next, so armed above level 0; step: in the next block (level 0),
+     * moving the wheel into it when it fires, which makes above's block the next one; below:
+     * armed then, 20 ms after above in the same block, so into level 0. */
+    struct deadline_waker above = {.deadline = start + 2 * block + 50 * MS},
+                          step = {.deadline = start + block + 50 * MS},
+                          below = {.deadline = start + 2 * block + 70 * MS};
+    struct deadline_waker *dws[] = {&above, &step, &below};
+    mvx_timer ts[3];
+    for (int i = 0; i < 3; i++) {
+        atomic_init(&dws[i]->refs, 1);
+        ck_assert_int_eq(mvx_timer_init(&ts[i], one), 0);
+    }
+    mvx_waker wa = {&deadline_waker_vt, &above}, ws = {&deadline_waker_vt, &step},
+              wb = {&deadline_waker_vt, &below};
+    ck_assert_int_eq(mvx_timer_arm(&ts[0], above.deadline, &wa), MVX_EAGAIN);
+    ck_assert_int_eq(mvx_timer_arm(&ts[1], step.deadline, &ws), MVX_EAGAIN);
+    wait_int_at_least(&g_woken, 1);
+    ck_assert_int_eq(atomic_load(&step.wakes), 1);
+    int r = mvx_timer_arm(&ts[2], below.deadline, &wb);
+    if (r == 0) /* a slow run (valgrind) got past it: expired at once, counted as its fire */
+        dw_wake_by_ref(&below);
+    wait_int_at_least(&g_woken, 3);
+    ck_assert_int_eq(atomic_load(&g_early), 0);
+    ck_assert_int_eq(atomic_load(&above.wakes), 1);
+    ck_assert_int_eq(atomic_load(&below.wakes), 1);
+    ck_assert_msg(atomic_load(&above.order) < atomic_load(&below.order),
+                  "the timer 20 ms later fired first (orders %d, %d)", atomic_load(&above.order),
+                  atomic_load(&below.order));
+    for (int i = 0; i < 3; i++) {
+        wait_until_int(&dws[i]->refs, 1, 30 * SEC);
+        mvx_timer_fini(&ts[i]);
+    }
+    ck_assert_int_eq(mvx_runtime_release(one), 0);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 START_TEST(bad_arguments_are_einval)
@@ -640,6 +693,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, timers_across_shutdown_and_release);
     tcase_add_test(tc, a_million_armed_then_cancelled_leaks_nothing);
     tcase_add_test(tc, deadlines_at_every_wheel_level_far_past_and_now);
+    tcase_add_test(tc, a_timer_waiting_above_level_0_fires_before_a_later_one_in_it);
     tcase_add_test(tc, bad_arguments_are_einval);
     suite_add_tcase(s, tc);
     return s;
