@@ -5,8 +5,9 @@
  * arriving slowly: CPU per task, start latency, idle CPU), in the peers' format too, and
  * trickle_floor (the same loop with no runtime: the harness's own cost, under every trickle result).
  *
- * Plus the timer workloads (timer_churn, timer_fire, timer_memory, timer_idle_cpu,
- * timer_busy_lateness; see ../shared/peers/README.md and docs/timers.md); poll_direct, poll_ffi
+ * Plus the timer workloads (timer_churn, timer_fire, timer_fire_long, timer_memory,
+ * timer_idle_cpu, timer_busy_lateness; see ../shared/peers/README.md, bench/compare/README.md and
+ * docs/timers.md); poll_direct, poll_ffi
  * and ffi_call: the cost of a poll through the native signature, through a foreign one
  * (libffi), and of one bare ffi_call, all in the same run; and the interop paths:
  * notifier_round_trip (a wake on a worker seen by a thread in poll(2)), notifier_storm (wakes
@@ -793,13 +794,14 @@ static const mvx_task_vtable late_vt = {
     .state_align = _Alignof(struct late),
 };
 
-/* Spawns n sleepers of random 1-max_ms ms from this thread at once, waits for all; fills
+/* Spawns n sleepers of random min_ms-max_ms ms from this thread at once, waits for all; fills
  * lateness[0..n). */
-static void run_sleepers(mvx_runtime *rt, int n, int max_ms, int64_t *lateness)
+static void run_sleepers(mvx_runtime *rt, int n, int min_ms, int max_ms, int64_t *lateness)
 {
     atomic_int left = n;
     for (int i = 0; i < n; i++) {
-        int64_t d = 1000000 + (int64_t)(rnd() % ((uint64_t)max_ms * 1000000 - 1000000));
+        int64_t d = (int64_t)min_ms * 1000000 +
+                    (int64_t)(rnd() % ((uint64_t)(max_ms - min_ms) * 1000000));
         struct late l = {.deadline = mvx_now() + d,
                          .lateness = &lateness[i],
                          .left = &left};
@@ -820,20 +822,30 @@ static void report_lateness(const char *name, int n, int64_t *lateness, int64_t 
     fflush(stdout);
 }
 
-/* timer_fire: 100,000 sleeps of random 1-100 ms spawned at once; min(iters, 3) rounds pooled. */
+/* timer_fire: 100,000 sleeps of random 1-100 ms spawned at once; min(iters, 3) rounds pooled.
+ * timer_fire_long: the same with 300-1,000 ms, sleeps that wait in a wheel level above the first
+ * before they fire. */
 #define FIRE_TIMERS 100000
-static void timer_fire(void)
+static void fire_sleepers(const char *name, int min_ms, int max_ms)
 {
     mvx_runtime *rt = new_runtime();
     int rounds = iters < 3 ? iters : 3;
     int64_t *lateness = malloc((size_t)rounds * FIRE_TIMERS * sizeof *lateness);
     int64_t cpu = cpu_ns();
     for (int r = 0; r < rounds; r++)
-        run_sleepers(rt, FIRE_TIMERS, 100, lateness + (size_t)r * FIRE_TIMERS);
+        run_sleepers(rt, FIRE_TIMERS, min_ms, max_ms, lateness + (size_t)r * FIRE_TIMERS);
     cpu = cpu_ns() - cpu;
-    report_lateness("timer_fire", rounds * FIRE_TIMERS, lateness, cpu);
+    report_lateness(name, rounds * FIRE_TIMERS, lateness, cpu);
     free(lateness);
     mvx_runtime_release(rt);
+}
+static void timer_fire(void)
+{
+    fire_sleepers("timer_fire", 1, 100);
+}
+static void timer_fire_long(void)
+{
+    fire_sleepers("timer_fire_long", 300, 1000);
 }
 
 /* timer_busy_lateness: 10,000 sleeps of random 1-50 ms while busy1's background runs. */
@@ -848,7 +860,7 @@ static void timer_busy_lateness(void)
     }
     int64_t *lateness = malloc(N * sizeof *lateness);
     int64_t cpu = cpu_ns();
-    run_sleepers(rt, N, 50, lateness);
+    run_sleepers(rt, N, 1, 50, lateness);
     cpu = cpu_ns() - cpu;
     atomic_store(&background_on, false);
     report_lateness("timer_busy_lateness", N, lateness, cpu);
@@ -1315,6 +1327,7 @@ static const struct {
     {"pending_memory", pending_memory},
     {"timer_churn", timer_churn},
     {"timer_fire", timer_fire},
+    {"timer_fire_long", timer_fire_long},
     {"timer_memory", timer_memory},
     {"timer_idle_cpu", timer_idle_cpu},
     {"timer_busy_lateness", timer_busy_lateness},

@@ -445,12 +445,12 @@ func timerChurn(c config) {
 
 // runSleepers starts n goroutines sleeping random 1..maxMs ms at once and
 // returns each one's lateness in ns.
-func runSleepers(n int, maxMs uint64, r *rng) []int64 {
+func runSleepers(n int, minMs, maxMs uint64, r *rng) []int64 {
 	late := make([]int64, n)
 	var wg sync.WaitGroup
 	wg.Add(n)
 	for i := 0; i < n; i++ {
-		d := time.Now().Add(time.Duration(1000000 + r.next()%(maxMs*1000000-1000000)))
+		d := time.Now().Add(time.Duration(minMs*1000000 + r.next()%((maxMs-minMs)*1000000)))
 		go func(i int) {
 			defer wg.Done()
 			time.Sleep(time.Until(d))
@@ -469,8 +469,12 @@ func reportLateness(c config, name string, late []int64, cpu int64) {
 }
 
 // timerFire: 100,000 sleeps of random 1-100 ms started at once;
-// min(iters, 3) rounds pooled.
-func timerFire(c config) {
+// min(iters, 3) rounds pooled. timerFireLong: the same with 300-1,000 ms.
+func timerFire(c config) { fireSleepers(c, "timer_fire", 1, 100) }
+
+func timerFireLong(c config) { fireSleepers(c, "timer_fire_long", 300, 1000) }
+
+func fireSleepers(c config, name string, minMs, maxMs uint64) {
 	r := rng(0x2545F4914F6CDD1D)
 	rounds := c.iters
 	if rounds > 3 {
@@ -479,9 +483,9 @@ func timerFire(c config) {
 	cpu := cpuNs()
 	var late []int64
 	for i := 0; i < rounds; i++ {
-		late = append(late, runSleepers(100000, 100, &r)...)
+		late = append(late, runSleepers(100000, minMs, maxMs, &r)...)
 	}
-	reportLateness(c, "timer_fire", late, cpuNs()-cpu)
+	reportLateness(c, name, late, cpuNs()-cpu)
 }
 
 // timerBusyLateness: 10,000 sleeps of random 1-50 ms beside busy1's background.
@@ -500,7 +504,7 @@ func timerBusyLateness(c config) {
 	}
 	r := rng(0x2545F4914F6CDD1D)
 	cpu := cpuNs()
-	late := runSleepers(10000, 50, &r)
+	late := runSleepers(10000, 1, 50, &r)
 	cpu = cpuNs() - cpu
 	bg.stop()
 	reportLateness(c, "timer_busy_lateness", late, cpu)
@@ -619,6 +623,7 @@ var order = []string{
 	"pending_memory",
 	"timer_churn",
 	"timer_fire",
+	"timer_fire_long",
 	"timer_memory",
 	"timer_idle_cpu",
 	"timer_busy_lateness",
@@ -637,6 +642,7 @@ var byName = map[string]func(config){
 	"pending_memory":          pendingMemory,
 	"timer_churn":             timerChurn,
 	"timer_fire":              timerFire,
+	"timer_fire_long":         timerFireLong,
 	"timer_memory":            timerMemory,
 	"timer_idle_cpu":          timerIdleCpu,
 	"timer_busy_lateness":     timerBusyLateness,

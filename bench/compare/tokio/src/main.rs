@@ -487,12 +487,13 @@ fn timer_churn(ctx: &Ctx) {
     });
 }
 
-/// Spawns n sleeps of random 1..max_ms ms at once from this thread; returns
+/// Spawns n sleeps of random min_ms..max_ms ms at once from this thread; returns
 /// each one's lateness in ns.
-fn run_sleepers(rt: &Runtime, n: usize, max_ms: u64, rng: &mut Rng) -> Vec<u64> {
+fn run_sleepers(rt: &Runtime, n: usize, min_ms: u64, max_ms: u64, rng: &mut Rng) -> Vec<u64> {
     let handles: Vec<JoinHandle<u64>> = (0..n)
         .map(|_| {
-            let d = Instant::now() + Duration::from_nanos(1_000_000 + rng.next() % (max_ms * 1_000_000 - 1_000_000));
+            let d = Instant::now()
+                + Duration::from_nanos(min_ms * 1_000_000 + rng.next() % ((max_ms - min_ms) * 1_000_000));
             rt.spawn(async move {
                 tokio::time::sleep_until(d.into()).await;
                 Instant::now().saturating_duration_since(d).as_nanos() as u64
@@ -520,16 +521,25 @@ fn report_lateness(ctx: &Ctx, name: &str, mut late: Vec<u64>, cpu: u64) {
 }
 
 /// timer_fire: 100,000 sleeps of random 1-100 ms spawned at once; min(iters, 3) rounds pooled.
-fn timer_fire(ctx: &Ctx) {
+/// timer_fire_long: the same with 300-1,000 ms.
+fn fire_sleepers(ctx: &Ctx, name: &str, min_ms: u64, max_ms: u64) {
     let rt = ctx.runtime();
     let mut rng = Rng(0x2545F4914F6CDD1D);
     let cpu = cpu_ns();
     let mut late = Vec::new();
     for _ in 0..ctx.iters.min(3) {
-        late.extend(run_sleepers(&rt, 100_000, 100, &mut rng));
+        late.extend(run_sleepers(&rt, 100_000, min_ms, max_ms, &mut rng));
     }
     let cpu = cpu_ns() - cpu;
-    report_lateness(ctx, "timer_fire", late, cpu);
+    report_lateness(ctx, name, late, cpu);
+}
+
+fn timer_fire(ctx: &Ctx) {
+    fire_sleepers(ctx, "timer_fire", 1, 100);
+}
+
+fn timer_fire_long(ctx: &Ctx) {
+    fire_sleepers(ctx, "timer_fire_long", 300, 1000);
 }
 
 /// timer_busy_lateness: 10,000 sleeps of random 1-50 ms beside busy1's background.
@@ -547,7 +557,7 @@ fn timer_busy_lateness(ctx: &Ctx) {
     }
     let mut rng = Rng(0x2545F4914F6CDD1D);
     let cpu = cpu_ns();
-    let late = run_sleepers(&rt, 10_000, 50, &mut rng);
+    let late = run_sleepers(&rt, 10_000, 1, 50, &mut rng);
     let cpu = cpu_ns() - cpu;
     keep_going.store(false, Ordering::Relaxed);
     report_lateness(ctx, "timer_busy_lateness", late, cpu);
@@ -687,6 +697,7 @@ fn lookup(name: &str) -> Option<fn(&Ctx)> {
         "pending_memory" => pending_memory,
         "timer_churn" => timer_churn,
         "timer_fire" => timer_fire,
+        "timer_fire_long" => timer_fire_long,
         "timer_memory" => timer_memory,
         "timer_idle_cpu" => timer_idle_cpu,
         "timer_busy_lateness" => timer_busy_lateness,
@@ -695,7 +706,7 @@ fn lookup(name: &str) -> Option<fn(&Ctx)> {
     })
 }
 
-const ALL: [&str; 15] = [
+const ALL: [&str; 16] = [
     "spawn_many_local",
     "spawn_many_remote_idle",
     "spawn_many_remote_busy1",
@@ -707,6 +718,7 @@ const ALL: [&str; 15] = [
     "pending_memory",
     "timer_churn",
     "timer_fire",
+    "timer_fire_long",
     "timer_memory",
     "timer_idle_cpu",
     "timer_busy_lateness",
