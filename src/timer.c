@@ -15,7 +15,8 @@
  * the slot's earliest timers are already due. With one block there, every block boundary moved
  * all of the next block's timers at once (up to 50,000 per wheel in a flood of 1-100 ms sleeps)
  * and fired the first of them milliseconds late (docs/timers.md); now a timer armed less than a
- * block ahead never cascades, wherever the boundary falls. A slot is processed when its earliest
+ * block ahead never cascades, wherever the boundary falls, and the next block's level-1 slot is
+ * moved down in chunks before its block starts (precascade). A slot is processed when its earliest
  * tick comes (slot_due), not at its start: a parked worker wakes once per deadline, where waking
  * at each slot start would cost one more wake-up per level its timers cascade through. The
  * levels reach 2^46 ticks (292 years); later deadlines are clamped to the wheel's end and
@@ -194,11 +195,54 @@ static inline int64_t ns_of_tick(uint64_t tick)
     return tick >= ((uint64_t)INT64_MAX >> TICK_SHIFT) ? INT64_MAX : (int64_t)(tick << TICK_SHIFT);
 }
 
+static void wheel_unlink(struct mvx__wheel *wh, struct mvx__timer *t)
+{
+    *t->pprev = t->next;
+    if (t->next) {
+        t->next->pprev = t->pprev;
+    } else {
+        size_t i = (size_t)(t->pprev - &wh->slots[0]);
+        if (i < MVX__WHEEL_ALL_SLOTS && !*t->pprev)
+            wh->occupied[i / 64] &= ~(UINT64_C(1) << (i % 64));
+    }
+    wh->count--;
+}
+
+/* Moving the next block down. The timers of the block after elapsed's sit in one level-1 slot
+ * if they were armed more than a block ahead; they would cascade at once when it comes, each a
+ * cache miss while the block's first timers are due. Instead each wheel_process moves a chunk of
+ * them into level 0 (their block is level 0's next), and from PRECASCADE_MARGIN before the block
+ * starts, the rest. The last block of a group of 64 is not covered: the next block is then in a
+ * level-2 slot with 63 others. */
+#define PRECASCADE_CHUNK  256
+#define PRECASCADE_MARGIN 128 /* ticks: 16.8 ms */
+
+/* The level-1 slot of the block after elapsed's, if it is in elapsed's group and occupied; else
+ * 0 (level 1's slots come after level 0's, so 0 is none of them). */
+static unsigned next_block_slot(const struct mvx__wheel *wh)
+{
+    uint64_t next_block = (wh->elapsed >> L0_BITS) + 1;
+    if ((next_block >> LEVEL_BITS) != (wh->elapsed >> (L0_BITS + LEVEL_BITS)))
+        return 0;
+    unsigned i = level_base(1) + (unsigned)(next_block & (MVX__WHEEL_SLOTS - 1));
+    return wh->occupied[i / 64] & (UINT64_C(1) << (i % 64)) ? i : 0;
+}
+
+static inline uint64_t next_block_start(const struct mvx__wheel *wh)
+{
+    return ((wh->elapsed >> L0_BITS) + 1) << L0_BITS;
+}
+
 static void publish_next(struct mvx__wheel *wh)
 {
     unsigned i;
     uint64_t start, due;
     int64_t next = next_slot(wh, &i, &start, &due) ? ns_of_tick(due) : INT64_MAX;
+    if (next_block_slot(wh)) {
+        int64_t move_by = ns_of_tick(next_block_start(wh) - PRECASCADE_MARGIN);
+        if (move_by < next)
+            next = move_by;
+    }
     atomic_store_explicit(&wh->next_fire, next, mvx__seq_cst);
 }
 
@@ -228,17 +272,19 @@ static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_
     return ns_of_tick(wh->slot_due[i]);
 }
 
-static void wheel_unlink(struct mvx__wheel *wh, struct mvx__timer *t)
+/* Moves a chunk of the next block's level-1 slot into level 0, or all of it once the block is
+ * PRECASCADE_MARGIN away. */
+static void precascade(struct mvx__wheel *wh, uint64_t now_tick)
 {
-    *t->pprev = t->next;
-    if (t->next) {
-        t->next->pprev = t->pprev;
-    } else {
-        size_t i = (size_t)(t->pprev - &wh->slots[0]);
-        if (i < MVX__WHEEL_ALL_SLOTS && !*t->pprev)
-            wh->occupied[i / 64] &= ~(UINT64_C(1) << (i % 64));
+    unsigned i = next_block_slot(wh);
+    if (!i)
+        return;
+    bool all = now_tick + PRECASCADE_MARGIN >= next_block_start(wh);
+    struct mvx__timer *t;
+    for (unsigned n = 0; (all || n < PRECASCADE_CHUNK) && (t = wh->slots[i]) != NULL; n++) {
+        wheel_unlink(wh, t);
+        wheel_insert(wh, t, tick_of(t->deadline)); /* its block is the next: level 0 */
     }
-    wh->count--;
 }
 
 static void flush(mvx_waker *batch, unsigned n)
@@ -292,6 +338,7 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
     }
     if (wh->count == 0 && now_tick > wh->elapsed)
         wh->elapsed = now_tick; /* nothing linked: catch up, for precise levels */
+    precascade(wh, now_tick);
     publish_next(wh);
     wh->processing = false;
     if (n) {

@@ -601,27 +601,32 @@ START_TEST(deadlines_at_every_wheel_level_far_past_and_now)
 END_TEST
 
 /* Level 0 holds the current block of 1,024 ticks (134 ms) and the next; a timer armed further
- * out waits in a level above until it cascades. Once the wheel has moved on through level 0,
- * a level-0 timer and one still above are both candidates for the next fire: the earlier must
- * fire first (this catches a wheel that looks at level 0 before the levels above). One worker,
- * so every timer is in its wheel; the order of the wakes, not their timing, is asserted. */
+ * out waits in a level above. The next block's level-1 slot is moved down before that block
+ * starts, but not across a group of 64 blocks (8.6 s): there the next block sits in a level-2
+ * slot, and a level-0 timer and one still in level 2 are both candidates for the next fire. The
+ * earlier must fire first (this catches a wheel that looks at level 0 before the levels above).
+ * One worker, so every timer is in its wheel; the order of the wakes, not their timing, is
+ * asserted. Waits up to 8.6 s for the end of a group. */
 START_TEST(a_timer_waiting_above_level_0_fires_before_a_later_one_in_it)
 {
     mvx_runtime *one = new_runtime(1);
     atomic_store(&g_early, 0);
     atomic_store(&g_woken, 0);
-    /* Start just after a block boundary, so that the blocks below are known: ticks of 2^17 ns,
-     * blocks of 2^10 ticks, on the mvx_now() clock. */
-    const int64_t block = (int64_t)1 << 27;
-    int64_t start = (mvx_now() / block + 1) * block;
-    while (mvx_now() < start + MS)
+    /* Start in the second-last block of a group, so that the blocks below are known: ticks of
+     * 2^17 ns, blocks of 2^10 ticks, groups of 64 blocks, on the mvx_now() clock. */
+    const int64_t block = (int64_t)1 << 27, group = block << 6;
+    int64_t next_group = (mvx_now() / group + 1) * group;
+    if (next_group - mvx_now() < 2 * block - 5 * MS)
+        next_group += group;
+    while (mvx_now() < next_group - 2 * block + MS)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
-    /* above: in the block after next, so armed above level 0; step: in the next block (level 0),
-     * moving the wheel into it when it fires, which makes above's block the next one; below:
-     * armed then, 20 ms after above in the same block, so into level 0. */
-    struct deadline_waker above = {.deadline = start + 2 * block + 50 * MS},
-                          step = {.deadline = start + block + 50 * MS},
-                          below = {.deadline = start + 2 * block + 70 * MS};
+    /* above: in the next group's first block, two blocks out: above level 0 (level 2); step: in
+     * the group's last block, moving the wheel into it when it fires, which makes above's block
+     * the next one (not moved down: another group); below: armed then, 20 ms after above in the
+     * same block, so into level 0. */
+    struct deadline_waker above = {.deadline = next_group + 50 * MS},
+                          step = {.deadline = next_group - block + 50 * MS},
+                          below = {.deadline = next_group + 70 * MS};
     struct deadline_waker *dws[] = {&above, &step, &below};
     mvx_timer ts[3];
     for (int i = 0; i < 3; i++) {
