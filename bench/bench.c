@@ -7,9 +7,9 @@
  *
  * Plus the timer workloads (timer_churn, timer_fire, timer_fire_long, timer_memory,
  * timer_idle_cpu, timer_busy_lateness; see ../shared/peers/README.md, bench/compare/README.md and
- * docs/timers.md); poll_direct, poll_ffi
- * and ffi_call: the cost of a poll through the native signature, through a foreign one
- * (libffi), and of one bare ffi_call, all in the same run; and the interop paths:
+ * docs/timers.md); poll_direct, poll_ffi and ffi_call: the cost of a poll through the native
+ * signature, through a foreign one (libffi), and of one bare ffi_call, all in the same run; and
+ * the interop paths:
  * notifier_round_trip (a wake on a worker seen by a thread in poll(2)), notifier_storm (wakes
  * under load, with how many wakes each fd write carried) and promise_round_trip.
  *
