@@ -326,8 +326,8 @@ typedef struct mvx_runtime_config {
        timer, and its CPU goes to the workers. A call waits at most this long (checked once per
        64 spawns), and at most 2 ms while the workers take nothing from the global queue (all of
        them in long polls, maybe waiting for the spawner); after such a wait no spawn waits until
-       they take a task, and none once shutdown has begun. Wakes and spawns on workers never wait. 0: 500 us;
-       negative: never wait. Absent from `size`: 500 us. */
+       they take a task, and none once shutdown has begun. Wakes and spawns on workers never
+       wait. 0: 500 us; negative: never wait. Absent from `size`: 500 us. */
     int64_t spawn_backlog_ns;
 } mvx_runtime_config;
 

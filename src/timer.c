@@ -158,11 +158,10 @@ static bool next_slot(const struct mvx__wheel *wh, unsigned *index, uint64_t *st
     uint64_t block = wh->elapsed >> L0_BITS;
     unsigned half = (unsigned)(block & 1) * HALF_WORDS;
     bool found = false;
-    for (unsigned k = 0; k < 2 * HALF_WORDS && !found; k++) {
-        /* The current half from elapsed's word, then the whole next half. */
+    /* The current half from elapsed's word on, then the whole next half. */
+    unsigned from = (unsigned)((wh->elapsed & (BLOCK_TICKS - 1)) >> 6);
+    for (unsigned k = from; k < 2 * HALF_WORDS && !found; k++) {
         unsigned word = k < HALF_WORDS ? half + k : (half ^ HALF_WORDS) + k - HALF_WORDS;
-        if (k < HALF_WORDS && k < ((wh->elapsed & (BLOCK_TICKS - 1)) >> 6))
-            continue;
         if (!wh->occupied[word])
             continue;
         unsigned i = word * 64 + (unsigned)__builtin_ctzll(wh->occupied[word]);

@@ -52,8 +52,10 @@ struct mvx__wheel {
     bool processing;         /* a thread is firing it (and may have let go of the lock) */
     uint64_t elapsed;        /* ticks: the start of the slot processed last */
     struct mvx__worker *owner;
-    /* Nanoseconds at which the earliest occupied slot is due (INT64_MAX: none). Read without the
-     * lock by the owner's park and the others; only ever too early, never too late. */
+    /* Nanoseconds at which the wheel next needs processing (INT64_MAX: never): its earliest
+     * occupied slot is due, or the next block's level-1 slot must be moved down (timer.c,
+     * precascade). Read without the lock by the owner's park, the peers covering it and the
+     * backlog's lag; only ever too early, never too late. */
     _Atomic int64_t next_fire;
     /* One bit per slot, slots numbered level by level: level 0's 2,048 first (32 words), then
      * one word per level above. */
