@@ -66,7 +66,7 @@ func MaxBlocking(n int) Option {
 type Runtime struct {
 	// mu guards c and n against Close: spawns hold it shared while they use them.
 	mu     sync.RWMutex
-	closed bool
+	closed atomic.Bool // set under mu (Lock) before the shutdown; read with or without it
 	c      *C.mvx_runtime
 	n      *C.mvx_notifier
 	file   *os.File // a dup of the notifier's fd, in non-blocking mode; never call Fd() on it
@@ -248,7 +248,7 @@ func (rt *Runtime) registered() int {
 func (rt *Runtime) Close() error {
 	rt.closeOnce.Do(func() {
 		rt.mu.Lock()
-		rt.closed = true
+		rt.closed.Store(true)
 		rt.mu.Unlock()
 		if r := C.gomvx_runtime_close(rt.c); r.rc != 0 {
 			rt.closeErr = errOf("Close", r)

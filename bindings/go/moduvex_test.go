@@ -277,7 +277,7 @@ func TestCallCompletionWordArmsOnlyWhenParked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for !h.c.wordDone() && !h.c.finished.Load() {
+		for !h.c.wordDone() && !h.c.has(flagFinished) {
 			runtime.Gosched()
 		}
 		if rt.registered() != 0 {
@@ -560,7 +560,7 @@ func TestContextCancelAbortsAndWaitDoesNot(t *testing.T) {
 		t.Fatalf("Wait(cancelled ctx) = %v", err)
 	}
 	cancel()
-	for !queued.c.aborted.Load() { // the ctx's watcher goroutine aborts
+	for !queued.c.has(flagAborted) { // the ctx's watcher goroutine aborts
 		runtime.Gosched()
 	}
 	// The library acts on the abort of a queued blocking job when a pool thread takes it off
@@ -574,6 +574,66 @@ func TestContextCancelAbortsAndWaitDoesNot(t *testing.T) {
 	}
 	if _, err := rt.Call(ctx, FuncOf(testc.Add), mustSig(t, "i32(i32,i32)"), 1, 2); err != context.Canceled {
 		t.Fatalf("Call with a cancelled ctx: %v", err)
+	}
+}
+
+// A call's Handle is one 64-byte core, a size class of its own (see core): a field added must
+// make room for itself.
+func TestCallHandleFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Handle{}); n != 64 {
+		t.Fatalf("a Handle has %d bytes, want 64", n)
+	}
+	if n := unsafe.Sizeof(callBlock{}); n > 2048 {
+		t.Fatalf("a callBlock has %d bytes, over the 2,048-byte size class", n)
+	}
+}
+
+// A call returning void has no output to take, so its Wait does not cross into C when the task
+// finished (see voidCallSucceeded): the three ways such a call can be cancelled must still
+// report ErrCancelled, and one that ran must report nil.
+func TestVoidCallsCancelledEveryWay(t *testing.T) {
+	testc.GateReset()
+	defer testc.GateOpen()
+	rt := newRuntime(t, Workers(1), MaxBlocking(1))
+	ctx := context.Background()
+	blocker, err := rt.CallBlocking(ctx, FuncOf(testc.GateWait), mustSig(t, "i32(i32)"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	testc.GateAwaitArrivals(1) // the pool's one thread is taken: the calls below queue
+	void := mustSig(t, "void()")
+	ran, err := rt.Call(ctx, FuncOf(testc.Noop), void) // on the worker: it runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ran.Close()
+	if err := ran.Wait(ctx); err != nil {
+		t.Fatalf("a void call that ran: %v", err)
+	}
+	queued := make([]*Handle, 3)
+	for i := range queued {
+		if queued[i], err = rt.CallBlocking(ctx, FuncOf(testc.Noop), void); err != nil {
+			t.Fatal(err)
+		}
+		defer queued[i].Close()
+	}
+	byAbort, byC, byClose := queued[0], queued[1], queued[2]
+	byAbort.Abort()
+	testc.JoinAbort(byC.C())
+	closed := make(chan error)
+	go func() { closed <- rt.Close() }() // cancels byClose; waits for the pool's thread
+	for !byClose.c.wordDone() {
+		runtime.Gosched()
+	}
+	testc.GateOpen()
+	for name, h := range map[string]*Handle{"Abort": byAbort, "C's abort": byC, "Close": byClose} {
+		if err := h.Wait(ctx); !errors.Is(err, ErrCancelled) {
+			t.Errorf("a void call cancelled by %s: Wait = %v", name, err)
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -49,10 +49,10 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 		argp = (*C.uchar)(unsafe.Pointer(&buf[0]))
 		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
 	}
-	c := newCallCore()
-	c.blocking, c.outSize, c.rt = flags != 0, int(sig.ret.size), rt
+	c := newCallCore(flags != 0)
+	c.outSize, c.rt = int32(sig.ret.size), rt
 	rt.mu.RLock()
-	if rt.closed {
+	if rt.closed.Load() {
 		rt.mu.RUnlock()
 		return nil, errShutdown(op)
 	}
@@ -70,14 +70,14 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 // was registered queues no token, so it is completed here.
 func (rt *Runtime) started(op string, ctx context.Context, c *core, r C.gomvx_res) (*Handle, error) {
 	if r.rc != 0 {
-		if c.kind != kindCall {
+		if c.kind() != kindCall {
 			rt.unregister(c.token)
 		}
 		return nil, errOf(op, r)
 	}
 	live.Add(1)
 	if r.outcome != codeEAGAIN {
-		if c.kind != kindCall {
+		if c.kind() != kindCall {
 			rt.unregister(c.token)
 		}
 		c.complete()
@@ -101,15 +101,16 @@ func (rt *Runtime) started(op string, ctx context.Context, c *core, r C.gomvx_re
 // Close, the handle's completion is noticed by polling (every few milliseconds) instead.
 func (rt *Runtime) Adopt(jh unsafe.Pointer) *Handle {
 	c := newCore()
-	c.kind, c.rt, c.jh = kindAdopted, rt, (*C.mvx_join_handle)(jh)
+	c.init(kindAdopted, false)
+	c.rt, c.jh = rt, (*C.mvx_join_handle)(jh)
 	if jh == nil {
 		c.complete()
 		return newHandle(c)
 	}
-	c.outSize = int(C.mvx_join_output_size(c.jh))
+	c.outSize = int32(C.mvx_join_output_size(c.jh)) // at most MVX_INLINE_MAX
 	live.Add(1)
 	rt.mu.RLock()
-	if rt.closed {
+	if rt.closed.Load() {
 		rt.mu.RUnlock()
 		c.rt = nil
 		if !c.watchWithoutNotifier() {
@@ -152,9 +153,10 @@ func (rt *Runtime) Go(ctx context.Context, f func(ctx context.Context) ([]byte, 
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	c := newCore()
-	c.kind, c.rt = kindGo, rt
+	c.init(kindGo, false)
+	c.rt = rt
 	rt.mu.RLock()
-	if rt.closed {
+	if rt.closed.Load() {
 		rt.mu.RUnlock()
 		cancel()
 		return nil, errShutdown("Go")
@@ -192,7 +194,7 @@ func (rt *Runtime) runGo(ctx context.Context, cancel context.CancelFunc, cancelT
 		C.gomvx_promise_resolve(p, data, C.size_t(len(out)))
 	} else {
 		c.mu.Lock()
-		c.goFail = fail
+		c.res = &outcome{goFail: fail}
 		c.mu.Unlock()
 		msg := C.CString(fail.Msg)
 		C.gomvx_promise_fail(p, C.int(fail.Code), msg)
