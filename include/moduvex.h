@@ -498,7 +498,10 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
  * called exactly once, on a pool thread, and may block; it must return MVX_POLL_READY or
  * MVX_POLL_FAILED (MVX_POLL_PENDING counts as a failure with code MVX_EINVAL). Otherwise it is a
  * task like any other: same vtable, state and output rules, same join handle.
- * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order. If the
+ * The pool starts a thread per job up to max_blocking_threads, then queues jobs in order; idle
+ * threads are reused first. The spawning thread wakes or starts at most one of them per spawn,
+ * and none while one is already on its way: the threads that take jobs wake or start the others,
+ * so a burst of spawns costs its own thread a few futex calls, not one per spawn. If the
  * pool has no thread and none can be started, the spawn fails with MVX_ESYSTEM (MVX_ENOMEM if the
  * thread's record cannot be allocated): nothing is queued and the caller still owns `state`
  * (with a thread running, a job that could not get a new one waits for it instead).

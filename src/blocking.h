@@ -20,6 +20,8 @@ struct mvx__blocking {
     pthread_cond_t gone;           /* shutdown waits for threads to exit */
     struct mvx__task *head, *tail; /* queued jobs, FIFO, linked through task->next */
     unsigned threads, idle, running, queued, max;
+    unsigned signalled;    /* idle threads signalled that have not returned from their wait */
+    unsigned starting;     /* threads started that have not taken the lock yet */
     int64_t keep_alive_ns; /* < 0: forever */
     uint64_t completed;
     bool shutdown;                       /* no new jobs; threads exit once idle */

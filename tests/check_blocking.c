@@ -106,6 +106,52 @@ START_TEST(the_pool_grows_to_its_maximum_then_queues)
 }
 END_TEST
 
+/* A burst onto a pool of idle threads: the submitter wakes only the first thread, and each
+ * thread that takes a job wakes more (blocking.c, summon). Every job must still start while all
+ * the others are blocked, none waiting for a running one to finish; and a burst beyond the idle
+ * threads starts new ones up to the maximum. */
+enum { BURST_IDLE = 8, BURST_MAX = 12 };
+static void run_burst(mvx_runtime *rt, int n)
+{
+    struct gate g[BURST_MAX];
+    mvx_join_handle *jh[BURST_MAX];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < n; i++) {
+        atomic_store(&g[i].result, MVX_POLL_READY);
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &gate_vt, &g[i], &jh[i]), 0);
+    }
+    for (int i = 0; i < n; i++) { /* no gate is open: a job left waiting hangs here */
+        int64_t until = test_now_ns() + 10 * SEC;
+        while (atomic_load(&g[i].entered) < 1 && test_now_ns() < until)
+            usleep(100);
+        ck_assert_msg(atomic_load(&g[i].entered) == 1, "job %d of %d never started", i, n);
+    }
+    mvx_blocking_stats st = stats_of(rt);
+    ck_assert_uint_eq(st.running, (unsigned)n);
+    ck_assert_uint_eq(st.queued, 0);
+    for (int i = 0; i < n; i++)
+        atomic_store(&g[i].open, 1);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(mvx_join_wait(jh[i], 5 * SEC), 0);
+        mvx_join_release(jh[i]);
+    }
+}
+
+START_TEST(a_burst_starts_every_job_at_once_on_idle_threads_and_new_ones)
+{
+    mvx_runtime *rt = pool_runtime(1, BURST_MAX, -1); /* idle threads stay */
+    run_burst(rt, BURST_IDLE);                        /* leaves BURST_IDLE threads idle */
+    int64_t until = test_now_ns() + 10 * SEC;
+    while (stats_of(rt).idle_threads < BURST_IDLE && test_now_ns() < until)
+        usleep(1000);
+    ck_assert_uint_eq(stats_of(rt).threads, BURST_IDLE);
+    run_burst(rt, BURST_IDLE); /* every thread idle: all woken */
+    run_burst(rt, BURST_MAX);  /* and four more started */
+    ck_assert_uint_eq(stats_of(rt).threads, BURST_MAX);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 START_TEST(idle_pool_threads_exit_after_the_keep_alive)
 {
     mvx_runtime *rt = pool_runtime(1, 8, 30 * MS);
@@ -510,8 +556,8 @@ START_TEST(a_spawn_fails_when_no_pool_thread_can_start)
     ck_assert_int_eq(mvx_join_take(jh, &out, sizeof out, NULL), 0);
     ck_assert_int_eq(out, 3);
     mvx_join_release(jh);
-    ck_assert_int_eq(mvx_spawn_call(rt, (void (*)(void))answer, sig, NULL, MVX_CALL_BLOCKING,
-                                    &call), 0);
+    ck_assert_int_eq(
+        mvx_spawn_call(rt, (void (*)(void))answer, sig, NULL, MVX_CALL_BLOCKING, &call), 0);
     ck_assert_int_eq(mvx_join_wait(call, 5 * SEC), 0);
     mvx_join_release(call);
     mvx_signature_release(sig);
@@ -593,6 +639,7 @@ static Suite *blocking_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, a_job_runs_once_on_a_pool_thread);
     tcase_add_test(tc, the_pool_grows_to_its_maximum_then_queues);
+    tcase_add_test(tc, a_burst_starts_every_job_at_once_on_idle_threads_and_new_ones);
     tcase_add_test(tc, idle_pool_threads_exit_after_the_keep_alive);
     tcase_add_test(tc, abort_cancels_a_job_that_has_not_started);
     tcase_add_test(tc, abort_of_a_running_job_drops_its_output);
