@@ -341,13 +341,16 @@ fn a_foreign_waker_is_registered_once_and_the_latest_one_is_woken() {
     }
     drop(h);
     // Every clone the binding made was released (the two we own, w1 and w2, are still alive).
+    // The first was released when the second replaced it, on this thread.
     assert_eq!(
         first.drops.load(Ordering::SeqCst),
         first.clones.load(Ordering::SeqCst)
     );
-    assert_eq!(
-        second.drops.load(Ordering::SeqCst),
-        second.clones.load(Ordering::SeqCst)
+    // The library drops the second when the task is freed, and the worker that woke it may
+    // still hold the task for a moment after the wake: then the release happens there, later.
+    wait_until(
+        || second.drops.load(Ordering::SeqCst) == second.clones.load(Ordering::SeqCst),
+        "release of the latest waker",
     );
 }
 
