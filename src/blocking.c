@@ -24,6 +24,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -37,12 +38,13 @@ struct mvx__blocking_thread {
 MVX_TLS struct mvx_runtime *mvx__tl_blocking_rt;
 
 int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsigned max,
-                       int64_t keep_alive_ns)
+                       int64_t keep_alive_ns, bool batch)
 {
     pool->base.kind = MVX__SCHED_BLOCKING;
     pool->rt = rt;
     pool->max = max;
     pool->keep_alive_ns = keep_alive_ns;
+    pool->batch = batch;
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0)
         return MVX_ESYSTEM;
@@ -121,6 +123,22 @@ static void signal_idle(struct mvx__blocking *pool, unsigned signals)
         pthread_cond_signal(&pool->work);
 }
 
+/* SCHED_BATCH (see blocking_inherit_sched in moduvex.h): a pool thread whose call returns does
+ * not preempt whoever runs on its CPU. Jobs are calls that block for long; the submitting
+ * threads (a host's, the workers) are the ones whose latency counts, and a thread preempted
+ * while it holds the pool's lock stalls every thread that wakes after it. Only from SCHED_OTHER:
+ * a host that chose another policy for its threads keeps it. Failure (a sandbox refusing the
+ * call) leaves the thread as it was. */
+static void run_as_batch(void)
+{
+    int policy;
+    struct sched_param param;
+    if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy == SCHED_OTHER) {
+        param.sched_priority = 0;
+        pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    }
+}
+
 static void *pool_main(void *arg)
 {
     struct mvx__blocking_thread *self = arg;
@@ -130,6 +148,8 @@ static void *pool_main(void *arg)
     snprintf(name, sizeof name, "%s-blk", rt->thread_name);
     name[15] = '\0';
     pthread_setname_np(pthread_self(), name);
+    if (pool->batch)
+        run_as_batch();
     mvx__tl_blocking_rt = rt;
 
     pthread_mutex_lock(&pool->lock);

@@ -23,6 +23,7 @@ struct mvx__blocking {
     unsigned signalled;    /* idle threads signalled that have not returned from their wait */
     unsigned starting;     /* threads started that have not taken the lock yet */
     int64_t keep_alive_ns; /* < 0: forever */
+    bool batch;            /* threads switch from SCHED_OTHER to SCHED_BATCH */
     uint64_t completed;
     bool shutdown;                       /* no new jobs; threads exit once idle */
     bool detach;                         /* released: exiting threads detach themselves */
@@ -32,7 +33,7 @@ struct mvx__blocking {
 extern MVX_TLS struct mvx_runtime *mvx__tl_blocking_rt;
 
 int mvx__blocking_init(struct mvx__blocking *pool, struct mvx_runtime *rt, unsigned max,
-                       int64_t keep_alive_ns);
+                       int64_t keep_alive_ns, bool batch);
 void mvx__blocking_fini(struct mvx__blocking *pool);
 /* Initialises a freshly allocated task as a pool job and queues it, starting a thread if none
  * is idle and the maximum allows. Fails, freeing the slot, with MVX_ESHUTDOWN once shut down,

@@ -134,7 +134,8 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
     if (mvx__blocking_init(&rt->blocking, rt,
                            c.max_blocking_threads ? c.max_blocking_threads : DEFAULT_MAX_BLOCKING,
                            c.blocking_keep_alive_ns ? c.blocking_keep_alive_ns
-                                                    : DEFAULT_KEEP_ALIVE_NS) != 0) {
+                                                    : DEFAULT_KEEP_ALIVE_NS,
+                           c.blocking_inherit_sched == 0) != 0) {
         pthread_mutex_destroy(&rt->shutdown_lock);
         free(rt);
         return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_cond_init failed");

@@ -1,10 +1,12 @@
 /*
  * check_blocking.c - the blocking pool: jobs run once on pool threads, the pool grows to its
  * maximum and queues beyond it, shrinks when idle, aborts cancel queued jobs and drop the output
- * of running ones, shutdown reports jobs left running, and the async workers never wait.
+ * of running ones, shutdown reports jobs left running, the async workers never wait, and pool
+ * threads run under SCHED_BATCH unless told to keep the policy they inherit.
  */
 #include "helpers.h"
 
+#include <sched.h>
 #include <stdio.h>
 
 static mvx_runtime *pool_runtime(unsigned workers, unsigned max_blocking, int64_t keep_alive)
@@ -627,6 +629,64 @@ START_TEST(submitters_racing_idle_threads_run_every_job_once)
 }
 END_TEST
 
+/* Reports the scheduling policy of the pool thread that runs it. */
+static int policy_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    *(int *)output = sched_getscheduler(0);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable policy_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = policy_poll,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
+};
+
+/* Spawns a policy_vt job from the calling thread on a fresh runtime, so that the job's thread
+ * is the pool's first, started by this thread (inheriting its policy). */
+static int pool_thread_policy(int inherit)
+{
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 1;
+    cfg.blocking_inherit_sched = inherit;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &policy_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 10 * SEC), 0);
+    int policy = -1;
+    ck_assert_int_eq(mvx_join_take(jh, &policy, sizeof policy, NULL), 0);
+    mvx_join_release(jh);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    return policy;
+}
+
+static void *policy_from_an_idle_thread(void *arg)
+{
+    struct sched_param param = {.sched_priority = 0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0)
+        return NULL; /* refused here: nothing to check */
+    *(int *)arg = pool_thread_policy(0);
+    return NULL;
+}
+
+START_TEST(pool_threads_run_as_batch_unless_told_to_inherit)
+{
+    ck_assert_int_eq(sched_getscheduler(0), SCHED_OTHER);
+    ck_assert_int_eq(pool_thread_policy(0), SCHED_BATCH);
+    ck_assert_int_eq(pool_thread_policy(1), SCHED_OTHER);
+    /* A thread started under another policy keeps it. */
+    int from_idle = SCHED_IDLE;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, policy_from_an_idle_thread, &from_idle), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(from_idle, SCHED_IDLE);
+}
+END_TEST
+
 static Suite *blocking_suite(void)
 {
     Suite *s = suite_create("blocking");
@@ -650,6 +710,7 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, abort_racing_the_pool_thread_for_a_queued_job_drops_it_once);
     tcase_add_test(tc, a_spawn_fails_when_no_pool_thread_can_start);
     tcase_add_test(tc, submitters_racing_idle_threads_run_every_job_once);
+    tcase_add_test(tc, pool_threads_run_as_batch_unless_told_to_inherit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -168,6 +168,9 @@ pub struct mvx_runtime_config {
     /// Since 1.1: how far the workers may lag before a spawn from outside waits for them
     /// (0: 500 us, negative: never wait).
     pub spawn_backlog_ns: i64,
+    /// Since 1.1: 0 (the default) runs blocking-pool threads started under SCHED_OTHER as
+    /// SCHED_BATCH; nonzero keeps the policy they inherit.
+    pub blocking_inherit_sched: c_int,
 }
 
 /// `mvx_runtime_config::spin_ns`: spin only while spinning pays (the default).
