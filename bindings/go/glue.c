@@ -171,8 +171,12 @@ static const mvx_waker_vtable done_vt = {
 };
 
 gomvx_res gomvx_call(uintptr_t rt, uintptr_t fn, uintptr_t sig, const unsigned char *buf,
-                     const uint32_t *offsets, unsigned nargs, unsigned flags)
+                     uint64_t small0, uint64_t small1, const uint32_t *offsets, unsigned nargs,
+                     unsigned flags)
 {
+    uint64_t small[2] = {small0, small1};
+    if (!buf)
+        buf = (const unsigned char *)small;
     void *args[32];
     for (unsigned i = 0; i < nargs && i < 32; i++)
         args[i] = (void *)(buf + offsets[i]);
@@ -264,6 +268,14 @@ gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size)
 gomvx_res gomvx_take_none(uintptr_t jh)
 {
     return gomvx_take((mvx_join_handle *)jh, NULL, 0);
+}
+
+gomvx_res gomvx_take_small(uintptr_t jh, size_t size)
+{
+    uint64_t v = 0;
+    gomvx_res r = gomvx_take((mvx_join_handle *)jh, &v, size);
+    r.small = v;
+    return r;
 }
 
 gomvx_res gomvx_take_bytes(mvx_join_handle *jh)

@@ -19,6 +19,7 @@ typedef struct gomvx_res {
     size_t n;    /* a size or an fd */
     int code;    /* a failure's code */
     char *msg;   /* malloc'd copy of mvx_last_error() or a failure's message; the caller frees */
+    uint64_t small; /* gomvx_take_small: the output's bytes, in memory order */
 } gomvx_res;
 
 /* The output of a task made by Runtime.Go: malloc'd bytes (NULL when len is 0). A C joiner that
@@ -37,8 +38,11 @@ gomvx_res gomvx_lookup(const char *lib, const char *sym);
 /* The calls made per Call take their C objects (runtime, function, signature, join handle,
  * completion word) as uintptr_t: cgo checks a void * or opaque struct pointer argument for Go
  * pointers at run time, in a closure that made one allocation per cgo call. */
+/* The arguments' packed block is at buf or, when buf is NULL, in small (a block of up to 16
+ * bytes, most calls', travels by value: Go need not allocate it). */
 gomvx_res gomvx_call(uintptr_t rt, uintptr_t fn, uintptr_t sig, const unsigned char *buf,
-                     const uint32_t *offsets, unsigned nargs, unsigned flags);
+                     uint64_t small0, uint64_t small1, const uint32_t *offsets, unsigned nargs,
+                     unsigned flags);
 /* The states of a call's completion word (glue.c), read and armed by Go. */
 enum { GOMVX_PENDING = 0, GOMVX_ARMED = 1, GOMVX_DONE = 2 };
 /* Arms a call's completion word (.q of gomvx_call) to queue `token` on n when the call finishes:
@@ -57,6 +61,9 @@ void gomvx_release(uintptr_t jh, uintptr_t done);
 gomvx_res gomvx_watch(mvx_join_handle *jh, mvx_notifier *n, uint64_t token);
 gomvx_res gomvx_take(mvx_join_handle *jh, void *out, size_t size);
 gomvx_res gomvx_take_none(uintptr_t jh); /* gomvx_take of an output of size 0 */
+/* gomvx_take of an output of at most 8 bytes, returned in .small: no Go memory is passed (cgo's
+ * check of a void * argument allocated per call). */
+gomvx_res gomvx_take_small(uintptr_t jh, size_t size);
 gomvx_res gomvx_take_bytes(mvx_join_handle *jh);
 gomvx_res gomvx_promise_new(mvx_runtime *rt, mvx_notifier *n, uint64_t done_token,
                             uint64_t cancel_token);

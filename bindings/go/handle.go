@@ -57,6 +57,7 @@ type outcome struct {
 	out    []byte
 	err    error
 	goFail *TaskError
+	small  uint64 // a call's output of up to 8 bytes, which out then points at
 }
 
 // init sets a fresh core's kind, and blocking for a CallBlocking.
@@ -251,18 +252,26 @@ func (c *core) result() ([]byte, error) {
 	}
 	var r C.gomvx_res
 	var out []byte
-	switch c.kind() {
-	case kindGo:
+	// A scalar's outcome: its bytes and the record in one allocation.
+	var small *outcome
+	jh := C.uintptr_t(uintptr(unsafe.Pointer(c.jh))) // see glue.h
+	switch {
+	case c.kind() == kindGo:
 		r = C.gomvx_take_bytes(c.jh)
 		if r.rc == 0 {
 			out = C.GoBytes(r.p, C.int(r.n))
 			C.free(r.p)
 		}
-	default:
-		if c.outSize == 0 {
-			r = C.gomvx_take_none(C.uintptr_t(uintptr(unsafe.Pointer(c.jh)))) // see glue.h
-			break
+	case c.outSize == 0:
+		r = C.gomvx_take_none(jh)
+	case c.outSize <= 8:
+		r = C.gomvx_take_small(jh, C.size_t(c.outSize))
+		if r.rc == 0 {
+			small = &outcome{small: uint64(r.small)} // memory order, as C copied it
+			out = (*[8]byte)(unsafe.Pointer(&small.small))[:c.outSize:c.outSize]
+			small.out = out
 		}
+	default:
 		out = make([]byte, c.outSize)
 		r = C.gomvx_take(c.jh, unsafe.Pointer(&out[0]), C.size_t(c.outSize))
 	}
@@ -285,7 +294,9 @@ func (c *core) result() ([]byte, error) {
 		out = nil
 	}
 	c.set(flagTaken)
-	if out != nil || err != nil {
+	if small != nil && r.rc == 0 {
+		c.res = small
+	} else if out != nil || err != nil {
 		c.res = &outcome{out: out, err: err}
 	} else {
 		c.res = nil

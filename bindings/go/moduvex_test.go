@@ -129,6 +129,19 @@ func TestCallArgumentTypesAndStructs(t *testing.T) {
 	if v, err := Result[int32](ctx, h); err != nil || v != 106 {
 		t.Fatalf("nested = %v, %v", v, err)
 	}
+	// Blocks of 16 bytes or less go by value, outputs of 8 or less come back by value.
+	h = call(testc.SmallMake, "{u8,i16,i32}(u8,i16,i32)", uint8(4), int16(-300), int32(1)<<20)
+	out, err = h.Output()
+	if err != nil || len(out) != 8 {
+		t.Fatalf("small_make output %v, %v", out, err)
+	}
+	if s := *(*testc.Small)(unsafe.Pointer(&out[0])); s != (testc.Small{A: 5, B: -600, C: 3 << 20}) {
+		t.Fatalf("small_make = %+v", s)
+	}
+	h = call(testc.SmallSum, "u16({u8,i16,i32})", testc.Small{A: 1, B: 2, C: 3})
+	if v, err := Result[uint16](ctx, h); err != nil || v != 6 {
+		t.Fatalf("small_sum = %v, %v", v, err)
+	}
 	// Result checks the size.
 	h = call(testc.Add, "i32(i32,i32)", 1, 2)
 	if _, err := Result[int64](ctx, h); !errors.Is(err, ErrInvalid) {

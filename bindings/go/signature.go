@@ -235,17 +235,17 @@ var typeNames = [...]string{kVoid: "void", kI8: "i8", kU8: "u8", kI16: "i16", kU
 
 // marshal packs args into the block C copies at spawn. Pointers travel as integers: C keeps
 // them, so they must not point into Go memory (the garbage collector would not see C's copy).
-func (s *Signature) marshal(op string, args []any) ([]byte, error) {
+// buf holds at least s.block bytes, zeroed.
+func (s *Signature) marshal(op string, args []any, buf []byte) error {
 	if len(args) != len(s.args) {
-		return nil, invalid(op, "signature %q takes %d arguments, got %d", s.text, len(s.args), len(args))
+		return invalid(op, "signature %q takes %d arguments, got %d", s.text, len(s.args), len(args))
 	}
-	buf := make([]byte, s.block+8) // +8: never empty, so &buf[0] exists
 	for i, a := range args {
 		if err := put(buf[s.offsets[i]:], &s.args[i], a); err != nil {
-			return nil, invalid(op, "argument %d of %q: %s", i, s.text, err.msg)
+			return invalid(op, "argument %d of %q: %s", i, s.text, err.msg)
 		}
 	}
-	return buf, nil
+	return nil
 }
 
 type argError struct{ msg string }

@@ -38,16 +38,26 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	if ctx != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	// No arguments: no buffer to allocate, and no Go pointer for cgo to check.
+	// No arguments: no block, and no Go pointer for cgo to check. A block of up to 16 bytes
+	// (most calls') is passed by value, so neither is allocated; only a larger one is.
 	var argp *C.uchar
 	var offs *C.uint32_t
+	var small [2]uint64
 	if len(sig.args) > 0 || len(args) > 0 {
-		buf, err := sig.marshal(op, args)
-		if err != nil {
-			return nil, err
+		if sig.block <= unsafe.Sizeof(small) { // (a separate slice: argp's escapes to C)
+			if err := sig.marshal(op, args, (*[16]byte)(unsafe.Pointer(&small))[:]); err != nil {
+				return nil, err
+			}
+		} else {
+			buf := make([]byte, sig.block)
+			if err := sig.marshal(op, args, buf); err != nil {
+				return nil, err
+			}
+			argp = (*C.uchar)(unsafe.Pointer(&buf[0]))
 		}
-		argp = (*C.uchar)(unsafe.Pointer(&buf[0]))
-		offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
+		if len(sig.offsets) > 0 {
+			offs = (*C.uint32_t)(unsafe.Pointer(&sig.offsets[0]))
+		}
 	}
 	c := newCallCore(flags != 0)
 	c.outSize, c.rt = int32(sig.ret.size), rt
@@ -58,7 +68,8 @@ func (rt *Runtime) call(op string, ctx context.Context, fn Func, sig *Signature,
 	}
 	c.token = rt.nextToken.Add(1) // registered only when a waiter parks (see arm)
 	r := C.gomvx_call(C.uintptr_t(uintptr(unsafe.Pointer(rt.c))), C.uintptr_t(uintptr(fn.p)),
-		C.uintptr_t(uintptr(unsafe.Pointer(sig.c))), argp, offs, C.uint(len(sig.args)), flags)
+		C.uintptr_t(uintptr(unsafe.Pointer(sig.c))), argp, C.uint64_t(small[0]),
+		C.uint64_t(small[1]), offs, C.uint(len(sig.args)), flags)
 	rt.mu.RUnlock()
 	runtime.KeepAlive(sig)
 	c.jh = (*C.mvx_join_handle)(r.p)

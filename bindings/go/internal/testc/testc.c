@@ -16,6 +16,11 @@ uint64_t testc_mix(int8_t a, uint16_t b, int64_t c, float d, double e, void *p)
 double testc_pair_sum(testc_pair p, uint8_t k) { return (p.a + p.b) * k; }
 testc_pair testc_pair_make(int32_t a, double b) { return (testc_pair){a * 2, b * 2}; }
 int32_t testc_nested(testc_outer o) { return o.x + o.in.a + (int32_t)o.in.b + o.y; }
+testc_small testc_small_make(uint8_t a, int16_t b, int32_t c)
+{
+    return (testc_small){(uint8_t)(a + 1), (int16_t)(b * 2), c * 3};
+}
+uint16_t testc_small_sum(testc_small s) { return (uint16_t)(s.a + s.b + s.c); }
 
 /* A gate blocking calls until it is opened. */
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -18,13 +18,23 @@ var (
 	PairSum  = unsafe.Pointer(C.testc_pair_sum)
 	PairMake = unsafe.Pointer(C.testc_pair_make)
 	Nested   = unsafe.Pointer(C.testc_nested)
-	GateWait = unsafe.Pointer(C.testc_gate_wait)
+	// SmallMake and SmallSum take and return 8 bytes or less: no buffer on either side.
+	SmallMake = unsafe.Pointer(C.testc_small_make)
+	SmallSum  = unsafe.Pointer(C.testc_small_sum)
+	GateWait  = unsafe.Pointer(C.testc_gate_wait)
 )
 
 // Pair and Outer have testc_pair's and testc_outer's layouts.
 type Pair struct {
 	A int32
 	B float64
+}
+
+// Small has testc_small's layout (8 bytes).
+type Small struct {
+	A uint8
+	B int16
+	C int32
 }
 
 type Outer struct {
