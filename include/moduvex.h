@@ -336,9 +336,10 @@ typedef struct mvx_runtime_config {
        Hundreds of pool threads waking from their calls otherwise preempt the threads that
        submit work and each other, lock holders included (measured: 10,000 usleep(1 ms) jobs on
        512 threads from one submitting thread took 24-36 ms, 23-24.5 ms in batch). Threads that
-       a job creates inherit the policy, as they inherit any. A thread started under another
-       policy (real-time, SCHED_IDLE) keeps it. Nonzero: pool threads keep the policy they
-       inherit from the thread that starts them. */
+       a job creates inherit the policy, as they inherit any. A pool thread standing in for a
+       worker blocked in mvx_block_in_place runs tasks: it goes back to SCHED_OTHER meanwhile.
+       A thread started under another policy (real-time, SCHED_IDLE) keeps it. Nonzero: pool
+       threads keep the policy they inherit from the thread that starts them. */
     int blocking_inherit_sched;
 } mvx_runtime_config;
 

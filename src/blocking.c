@@ -129,14 +129,23 @@ static void signal_idle(struct mvx__blocking *pool, unsigned signals)
  * while it holds the pool's lock stalls every thread that wakes after it. Only from SCHED_OTHER:
  * a host that chose another policy for its threads keeps it. Failure (a sandbox refusing the
  * call) leaves the thread as it was. */
+static MVX_TLS bool tl_batch; /* this pool thread switched itself to SCHED_BATCH */
+
 static void run_as_batch(void)
 {
     int policy;
     struct sched_param param;
     if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy == SCHED_OTHER) {
         param.sched_priority = 0;
-        pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+        tl_batch = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
     }
+}
+
+void mvx__blocking_sched_as_worker(bool as_worker)
+{
+    struct sched_param param = {.sched_priority = 0};
+    if (tl_batch)
+        pthread_setschedparam(pthread_self(), as_worker ? SCHED_OTHER : SCHED_BATCH, &param);
 }
 
 static void *pool_main(void *arg)

@@ -50,6 +50,9 @@ void mvx__blocking_close(struct mvx__blocking *pool);
 /* Shutdown, second step: waits until `deadline_ns` for the threads; returns the jobs still
  * running. */
 unsigned mvx__blocking_wait(struct mvx__blocking *pool, int64_t deadline_ns);
+/* On a pool thread: a job that runs a worker's loop (a substitute, inplace.c) schedules like a
+ * worker while it does (true), then goes back to SCHED_BATCH (false) if the thread was in it. */
+void mvx__blocking_sched_as_worker(bool as_worker);
 /* The runtime is released: threads still running detach themselves when they finish. */
 void mvx__blocking_release(struct mvx__blocking *pool);
 

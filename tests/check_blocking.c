@@ -6,7 +6,6 @@
  */
 #include "helpers.h"
 
-#include <sched.h>
 #include <stdio.h>
 
 static mvx_runtime *pool_runtime(unsigned workers, unsigned max_blocking, int64_t keep_alive)
@@ -629,21 +628,6 @@ START_TEST(submitters_racing_idle_threads_run_every_job_once)
 }
 END_TEST
 
-/* Reports the scheduling policy of the pool thread that runs it. */
-static int policy_poll(void *state, mvx_context *cx, void *output)
-{
-    (void)state;
-    (void)cx;
-    *(int *)output = sched_getscheduler(0);
-    return MVX_POLL_READY;
-}
-static const mvx_task_vtable policy_vt = {
-    .size = sizeof(mvx_task_vtable),
-    .poll = policy_poll,
-    .output_size = sizeof(int),
-    .output_align = _Alignof(int),
-};
-
 /* Spawns a policy_vt job from the calling thread on a fresh runtime, so that the job's thread
  * is the pool's first, started by this thread (inheriting its policy). */
 static int pool_thread_policy(int inherit)
@@ -673,22 +657,11 @@ static void *policy_from_an_idle_thread(void *arg)
     return NULL;
 }
 
-static void *try_batch(void *arg)
-{
-    struct sched_param param = {.sched_priority = 0};
-    *(bool *)arg = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
-    return NULL;
-}
-
 START_TEST(pool_threads_run_as_batch_unless_told_to_inherit)
 {
     ck_assert_int_eq(sched_getscheduler(0), SCHED_OTHER);
-    /* A sandbox may refuse the switch: the pool thread is then left as it was. */
-    bool allowed = false;
-    pthread_t probe;
-    ck_assert_int_eq(pthread_create(&probe, NULL, try_batch, &allowed), 0);
-    ck_assert_int_eq(pthread_join(probe, NULL), 0);
-    ck_assert_int_eq(pool_thread_policy(0), allowed ? SCHED_BATCH : SCHED_OTHER);
+    int batch = batch_allowed() ? SCHED_BATCH : SCHED_OTHER;
+    ck_assert_int_eq(pool_thread_policy(0), batch);
     ck_assert_int_eq(pool_thread_policy(1), SCHED_OTHER);
     /* A thread started under another policy keeps it. */
     int from_idle = SCHED_IDLE;

@@ -1,18 +1,22 @@
 /*
  * check_inplace.c - mvx_block_in_place: the worker's queued tasks (LIFO slot included) run on a
  * substitute while the caller blocks, with one worker too; elsewhere it just calls fn; local sets
- * refuse it; the worker comes back; the disable_lifo_slot and global_queue_interval settings.
+ * refuse it; the worker comes back; a substitute schedules like a worker (not SCHED_BATCH); the
+ * disable_lifo_slot and global_queue_interval settings.
  */
 #include "helpers.h"
 
 /* ---- a task that completes with 1 once `open` is set, keeping a waker meanwhile ---- */
 static atomic_int g_open;
+static atomic_int g_batch_polls; /* value_poll calls on a thread in SCHED_BATCH */
 
 static int value_poll(void *state, mvx_context *cx, void *output)
 {
     (void)state;
     (void)cx;
     atomic_fetch_add(&g_polls, 1);
+    if (sched_getscheduler(0) == SCHED_BATCH)
+        atomic_fetch_add(&g_batch_polls, 1);
     *(int *)output = 1;
     return MVX_POLL_READY;
 }
@@ -427,6 +431,39 @@ START_TEST(disable_lifo_slot_runs_spawned_tasks_in_order)
 }
 END_TEST
 
+/* The blocking pool's threads run as SCHED_BATCH, but a substitute runs a worker's tasks: it
+ * schedules like a worker while it does, and its thread goes back to SCHED_BATCH after. */
+START_TEST(a_substitute_schedules_like_a_worker_then_its_thread_goes_back_to_batch)
+{
+    reset_counters();
+    atomic_store(&g_batch_polls, 0);
+    mvx_runtime *rt = new_runtime(1);
+    struct blocker b = {.rt = rt};
+    struct blocker *bp = &b;
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn(rt, &blocker_vt, &bp, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
+    mvx_join_release(jh);
+    ck_assert_int_eq(b.rc, 0);
+    /* With one worker, blocked in fn, only the substitute could run the three children. */
+    ck_assert_int_eq(atomic_load(&g_polls), 3);
+    ck_assert_int_eq(atomic_load(&g_batch_polls), 0);
+    for (int i = 0; i < 2; i++)
+        mvx_join_release(b.in.wait_for[i]);
+    mvx_blocking_stats st = {.size = sizeof st};
+    ck_assert_int_eq(mvx_runtime_blocking_stats(rt, &st), 0);
+    ck_assert_uint_eq(st.threads, 1); /* the substitute's, idle: it runs the next job */
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &policy_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
+    int policy = -1;
+    ck_assert_int_eq(mvx_join_take(jh, &policy, sizeof policy, NULL), 0);
+    mvx_join_release(jh);
+    int expected = batch_allowed() ? SCHED_BATCH : SCHED_OTHER;
+    ck_assert_int_eq(policy, expected);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+END_TEST
+
 static Suite *inplace_suite(void)
 {
     Suite *s = suite_create("inplace");
@@ -441,6 +478,7 @@ static Suite *inplace_suite(void)
     tcase_add_test(tc, shutdown_during_block_in_place);
     tcase_add_test(tc, the_worker_comes_back_from_a_busy_substitute);
     tcase_add_test(tc, disable_lifo_slot_runs_spawned_tasks_in_order);
+    tcase_add_test(tc, a_substitute_schedules_like_a_worker_then_its_thread_goes_back_to_batch);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -78,6 +78,38 @@ static mvx_runtime *new_runtime(unsigned workers)
     return rt;
 }
 
+/* Whether this system lets a thread switch itself to SCHED_BATCH (a sandbox may refuse): where
+ * it does not, the blocking pool's threads stay as they were. */
+static void *try_batch(void *arg)
+{
+    struct sched_param param = {.sched_priority = 0};
+    *(bool *)arg = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
+    return NULL;
+}
+static bool batch_allowed(void)
+{
+    bool allowed = false;
+    pthread_t probe;
+    ck_assert_int_eq(pthread_create(&probe, NULL, try_batch, &allowed), 0);
+    ck_assert_int_eq(pthread_join(probe, NULL), 0);
+    return allowed;
+}
+
+/* A task whose output is the scheduling policy of the thread that runs it. */
+static int policy_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    *(int *)output = sched_getscheduler(0);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable policy_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = policy_poll,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
+};
+
 static void count_drop(void *state)
 {
     (void)state;
