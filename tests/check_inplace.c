@@ -85,10 +85,9 @@ static const mvx_task_vtable blocker_vt = {
     .state_align = _Alignof(void *),
 };
 
-static void check_blocker(unsigned workers)
+/* Runs a blocker on rt and checks what it saw. */
+static void run_blocker(mvx_runtime *rt)
 {
-    reset_counters();
-    mvx_runtime *rt = new_runtime(workers);
     struct blocker b = {.rt = rt};
     struct blocker *bp = &b;
     mvx_join_handle *jh;
@@ -104,6 +103,13 @@ static void check_blocker(unsigned workers)
     ck_assert_int_eq(b.in.spawned_outcome, 0);
     for (int i = 0; i < 2; i++)
         mvx_join_release(b.in.wait_for[i]);
+}
+
+static void check_blocker(unsigned workers)
+{
+    reset_counters();
+    mvx_runtime *rt = new_runtime(workers);
+    run_blocker(rt);
     ck_assert_int_eq(mvx_runtime_release(rt), 0);
     ck_assert_int_eq(atomic_load(&g_drops), 3);
 }
@@ -438,21 +444,14 @@ START_TEST(a_substitute_schedules_like_a_worker_then_its_thread_goes_back_to_bat
     reset_counters();
     atomic_store(&g_batch_polls, 0);
     mvx_runtime *rt = new_runtime(1);
-    struct blocker b = {.rt = rt};
-    struct blocker *bp = &b;
-    mvx_join_handle *jh;
-    ck_assert_int_eq(mvx_spawn(rt, &blocker_vt, &bp, &jh), 0);
-    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
-    mvx_join_release(jh);
-    ck_assert_int_eq(b.rc, 0);
+    run_blocker(rt);
     /* With one worker, blocked in fn, only the substitute could run the three children. */
     ck_assert_int_eq(atomic_load(&g_polls), 3);
     ck_assert_int_eq(atomic_load(&g_batch_polls), 0);
-    for (int i = 0; i < 2; i++)
-        mvx_join_release(b.in.wait_for[i]);
     mvx_blocking_stats st = {.size = sizeof st};
     ck_assert_int_eq(mvx_runtime_blocking_stats(rt, &st), 0);
     ck_assert_uint_eq(st.threads, 1); /* the substitute's, idle: it runs the next job */
+    mvx_join_handle *jh;
     ck_assert_int_eq(mvx_spawn_blocking(rt, &policy_vt, NULL, &jh), 0);
     ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
     int policy = -1;
