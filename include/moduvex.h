@@ -329,22 +329,27 @@ typedef struct mvx_runtime_config {
        they take a task, and none once shutdown has begun. Wakes and spawns on workers never
        wait. 0: 500 us; negative: never wait. Absent from `size`: 500 us. */
     int64_t spawn_backlog_ns;
-    /* Since 1.1. 0 (the default, and when absent from `size`): a blocking-pool thread that
-       starts under SCHED_OTHER switches itself to SCHED_BATCH (same nice value, same share of
-       the CPU), so that when its job's sleep or I/O ends it does not preempt the thread running
-       on its CPU: it runs at that thread's next scheduling point, at once on an idle CPU.
-       Hundreds of pool threads waking from their calls otherwise preempt the threads that
-       submit work and each other, lock holders included (measured: 10,000 usleep(1 ms) jobs on
-       512 threads from one submitting thread took 24-36 ms, 23-24.5 ms in batch). Threads that
-       a job creates inherit the policy, as they inherit any. A pool thread standing in for a
-       worker blocked in mvx_block_in_place runs tasks: it goes back to SCHED_OTHER meanwhile.
-       A thread started under another policy (real-time, SCHED_IDLE) keeps it. Nonzero: pool
-       threads keep the policy they inherit from the thread that starts them. */
-    int blocking_inherit_sched;
+    /* Since 1.1. MVX_BLOCKING_* bits (0, the default, and when absent from `size`: none);
+       another bit is MVX_EINVAL. By default a blocking-pool thread that starts under SCHED_OTHER
+       switches itself to SCHED_BATCH (same nice value, same share of the CPU), so that when its
+       job's sleep or I/O ends it does not preempt the thread running on its CPU: it runs at
+       that thread's next scheduling point, at once on an idle CPU. Hundreds of pool threads
+       waking from their calls otherwise preempt the threads that submit work and each other,
+       lock holders included (measured: 10,000 usleep(1 ms) jobs on 512 threads from one
+       submitting thread took 24-36 ms, 23-24.5 ms in batch). Threads that a job creates
+       inherit the policy, as they inherit any. A pool thread standing in for a worker blocked
+       in mvx_block_in_place runs tasks: it goes back to SCHED_OTHER meanwhile. A thread started
+       under another policy (real-time, SCHED_IDLE) keeps it.
+       MVX_BLOCKING_INHERIT_SCHED: pool threads keep the policy they inherit from the thread
+       that starts them. */
+    uint64_t blocking_flags;
 } mvx_runtime_config;
 
 /* mvx_runtime_config.spin_ns: the adaptive spinning policy (the default). */
 #define MVX_SPIN_ADAPTIVE ((int64_t)-1)
+
+/* mvx_runtime_config.blocking_flags: pool threads keep their inherited scheduling policy. */
+#define MVX_BLOCKING_INHERIT_SCHED ((uint64_t)1)
 
 /* Fills *config with the defaults above; config_size is sizeof(*config) as the caller sees it.
  * MVX_EINVAL if config is NULL or config_size is smaller than the first release's struct (which
@@ -514,7 +519,7 @@ MVX_EXTERN int mvx_block_on(mvx_runtime *rt, const mvx_task_vtable *vtable, void
  * threads are reused first. The spawning thread wakes or starts at most one of them per spawn,
  * and none while one is already on its way: the threads that take jobs wake or start the others,
  * so a burst of spawns costs its own thread a few futex calls, not one per spawn. Pool threads
- * run as SCHED_BATCH unless the runtime was created with blocking_inherit_sched. If the
+ * run as SCHED_BATCH unless the runtime was created with MVX_BLOCKING_INHERIT_SCHED. If the
  * pool has no thread and none can be started, the spawn fails with MVX_ESYSTEM (MVX_ENOMEM if the
  * thread's record cannot be allocated): nothing is queued and the caller still owns `state`
  * (with a thread running, a job that could not get a new one waits for it instead).

@@ -33,6 +33,7 @@ struct mvx__blocking_thread {
     pthread_t thread;
     struct mvx__blocking *pool;
     struct mvx__blocking_thread *next;
+    bool inherited_batch; /* started by a pool thread in SCHED_BATCH by its pool's choice */
 };
 
 MVX_TLS struct mvx_runtime *mvx__tl_blocking_rt;
@@ -123,21 +124,27 @@ static void signal_idle(struct mvx__blocking *pool, unsigned signals)
         pthread_cond_signal(&pool->work);
 }
 
-/* SCHED_BATCH (see blocking_inherit_sched in moduvex.h): a pool thread whose call returns does
+/* SCHED_BATCH (see blocking_flags in moduvex.h): a pool thread whose call returns does
  * not preempt whoever runs on its CPU. Jobs are calls that block for long; the submitting
  * threads (a host's, the workers) are the ones whose latency counts, and a thread preempted
  * while it holds the pool's lock stalls every thread that wakes after it. Only from SCHED_OTHER:
  * a host that chose another policy for its threads keeps it. Failure (a sandbox refusing the
  * call) leaves the thread as it was. */
-static MVX_TLS bool tl_batch; /* this pool thread switched itself to SCHED_BATCH */
+static MVX_TLS bool tl_batch; /* this pool thread is in SCHED_BATCH by its pool's choice */
 
-static void run_as_batch(void)
+/* inherited: the thread was started by a pool thread in SCHED_BATCH by that choice (a burst's
+ * threads start each other), so SCHED_BATCH is ours to leave and resume, not a host's policy. */
+static void run_as_batch(bool inherited)
 {
     int policy;
     struct sched_param param;
-    if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy == SCHED_OTHER) {
+    if (pthread_getschedparam(pthread_self(), &policy, &param) != 0)
+        return;
+    if (policy == SCHED_OTHER) {
         param.sched_priority = 0;
         tl_batch = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
+    } else if (policy == SCHED_BATCH && inherited) {
+        tl_batch = true;
     }
 }
 
@@ -158,7 +165,7 @@ static void *pool_main(void *arg)
     name[15] = '\0';
     pthread_setname_np(pthread_self(), name);
     if (pool->batch)
-        run_as_batch();
+        run_as_batch(self->inherited_batch);
     mvx__tl_blocking_rt = rt;
 
     pthread_mutex_lock(&pool->lock);
@@ -219,6 +226,7 @@ static int start_thread(const char *fn, struct mvx__blocking *pool)
     if (!th)
         return mvx__error(MVX_ENOMEM, "%s: out of memory starting a blocking-pool thread", fn);
     th->pool = pool;
+    th->inherited_batch = tl_batch;
     atomic_fetch_add_explicit(&pool->rt->arena.refs, 1, mvx__relaxed);
     if (pthread_create(&th->thread, NULL, pool_main, th) != 0) {
         atomic_fetch_sub_explicit(&pool->rt->arena.refs, 1, mvx__relaxed);

@@ -99,6 +99,9 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
     if (c.worker_threads > MAX_WORKERS)
         return mvx__error(MVX_EINVAL, "mvx_runtime_new: %u worker threads is above the limit %d",
                           c.worker_threads, MAX_WORKERS);
+    if (c.blocking_flags & ~MVX_BLOCKING_INHERIT_SCHED)
+        return mvx__error(MVX_EINVAL, "mvx_runtime_new: blocking_flags 0x%llx has unknown bits",
+                          (unsigned long long)c.blocking_flags);
     if (c.stack_size && c.stack_size < (size_t)PTHREAD_STACK_MIN)
         return mvx__error(MVX_EINVAL, "mvx_runtime_new: stack_size %zu is below %zu", c.stack_size,
                           (size_t)PTHREAD_STACK_MIN);
@@ -135,7 +138,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
                            c.max_blocking_threads ? c.max_blocking_threads : DEFAULT_MAX_BLOCKING,
                            c.blocking_keep_alive_ns ? c.blocking_keep_alive_ns
                                                     : DEFAULT_KEEP_ALIVE_NS,
-                           c.blocking_inherit_sched == 0) != 0) {
+                           !(c.blocking_flags & MVX_BLOCKING_INHERIT_SCHED)) != 0) {
         pthread_mutex_destroy(&rt->shutdown_lock);
         free(rt);
         return mvx__error(MVX_ESYSTEM, "mvx_runtime_new: pthread_cond_init failed");

@@ -630,12 +630,12 @@ END_TEST
 
 /* Spawns a policy_vt job from the calling thread on a fresh runtime, so that the job's thread
  * is the pool's first, started by this thread (inheriting its policy). */
-static int pool_thread_policy(int inherit)
+static int pool_thread_policy(uint64_t blocking_flags)
 {
     mvx_runtime_config cfg;
     mvx_runtime_config_init(&cfg, sizeof cfg);
     cfg.worker_threads = 1;
-    cfg.blocking_inherit_sched = inherit;
+    cfg.blocking_flags = blocking_flags;
     mvx_runtime *rt;
     ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
     mvx_join_handle *jh;
@@ -662,7 +662,7 @@ START_TEST(pool_threads_run_as_batch_unless_told_to_inherit)
     ck_assert_int_eq(sched_getscheduler(0), SCHED_OTHER);
     int batch = batch_allowed() ? SCHED_BATCH : SCHED_OTHER;
     ck_assert_int_eq(pool_thread_policy(0), batch);
-    ck_assert_int_eq(pool_thread_policy(1), SCHED_OTHER);
+    ck_assert_int_eq(pool_thread_policy(MVX_BLOCKING_INHERIT_SCHED), SCHED_OTHER);
     /* A thread started under another policy keeps it. */
     int from_idle = SCHED_IDLE;
     pthread_t th;

@@ -79,6 +79,10 @@ START_TEST(bad_configs_are_rejected)
     cfg.stack_size = 100;
     ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
     cfg.stack_size = 0;
+    cfg.blocking_flags = MVX_BLOCKING_INHERIT_SCHED << 1;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "blocking_flags 0x2 has unknown bits"));
+    cfg.blocking_flags = 0;
     cfg.size = 8;
     ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
 }

@@ -437,29 +437,82 @@ START_TEST(disable_lifo_slot_runs_spawned_tasks_in_order)
 }
 END_TEST
 
+/* A blocking job that has a second pool thread started from its own (by a job it waits for),
+ * then holds its thread until `release`: the second thread is then the pool's only idle one. */
+struct holder {
+    mvx_runtime *rt;
+    atomic_int ready, release;
+    int inner_policy;
+};
+static int holder_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct holder *h = *(struct holder **)state;
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn_blocking(h->rt, &policy_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
+    ck_assert_int_eq(mvx_join_take(jh, &h->inner_policy, sizeof h->inner_policy, NULL), 0);
+    mvx_join_release(jh);
+    atomic_store(&h->ready, 1);
+    while (!atomic_load(&h->release))
+        usleep(1000);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable holder_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = holder_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+};
+
 /* The blocking pool's threads run as SCHED_BATCH, but a substitute runs a worker's tasks: it
- * schedules like a worker while it does, and its thread goes back to SCHED_BATCH after. */
-START_TEST(a_substitute_schedules_like_a_worker_then_its_thread_goes_back_to_batch)
+ * schedules like a worker while it does, and its thread goes back to SCHED_BATCH after. With
+ * `started_by_the_pool`, the substitute's thread is one that another pool thread started (as
+ * the threads of a burst start each other), so it inherited SCHED_BATCH instead of switching. */
+static void check_substitute_policy(bool started_by_the_pool)
 {
     reset_counters();
     atomic_store(&g_batch_polls, 0);
+    int batch = batch_allowed() ? SCHED_BATCH : SCHED_OTHER;
     mvx_runtime *rt = new_runtime(1);
+    struct holder h = {.rt = rt};
+    struct holder *hp = &h;
+    mvx_join_handle *held = NULL;
+    unsigned threads = 1;
+    if (started_by_the_pool) {
+        ck_assert_int_eq(mvx_spawn_blocking(rt, &holder_vt, &hp, &held), 0);
+        wait_until_int(&h.ready, 1, 30 * SEC);
+        ck_assert_int_eq(h.inner_policy, batch);
+        threads = 2;
+    }
     run_blocker(rt);
     /* With one worker, blocked in fn, only the substitute could run the three children. */
     ck_assert_int_eq(atomic_load(&g_polls), 3);
     ck_assert_int_eq(atomic_load(&g_batch_polls), 0);
     mvx_blocking_stats st = {.size = sizeof st};
     ck_assert_int_eq(mvx_runtime_blocking_stats(rt, &st), 0);
-    ck_assert_uint_eq(st.threads, 1); /* the substitute's, idle: it runs the next job */
+    ck_assert_uint_eq(st.threads, threads);
+    ck_assert_uint_eq(st.idle_threads, 1); /* the substitute's: it runs the next job */
     mvx_join_handle *jh;
     ck_assert_int_eq(mvx_spawn_blocking(rt, &policy_vt, NULL, &jh), 0);
     ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
     int policy = -1;
     ck_assert_int_eq(mvx_join_take(jh, &policy, sizeof policy, NULL), 0);
     mvx_join_release(jh);
-    int expected = batch_allowed() ? SCHED_BATCH : SCHED_OTHER;
-    ck_assert_int_eq(policy, expected);
+    ck_assert_int_eq(policy, batch);
+    if (held) {
+        atomic_store(&h.release, 1);
+        ck_assert_int_eq(mvx_join_wait(held, 30 * SEC), 0);
+        mvx_join_release(held);
+    }
     ck_assert_int_eq(mvx_runtime_release(rt), 0);
+}
+
+START_TEST(a_substitute_schedules_like_a_worker_then_its_thread_goes_back_to_batch)
+{
+    check_substitute_policy(false);
+    check_substitute_policy(true);
 }
 END_TEST
 

@@ -39,7 +39,7 @@ START_TEST(config_init_fills_defaults)
     ck_assert_ptr_null(cfg.on_thread_start);
     ck_assert_int_eq(cfg.spin_ns, MVX_SPIN_ADAPTIVE);
     ck_assert_int_eq(cfg.spawn_backlog_ns, 0); /* 0: the default backpressure */
-    ck_assert_int_eq(cfg.blocking_inherit_sched, 0); /* 0: pool threads run as SCHED_BATCH */
+    ck_assert_uint_eq(cfg.blocking_flags, 0); /* pool threads run as SCHED_BATCH */
     /* A caller whose struct ends before spin_ns: the field is not touched. */
     memset(&cfg, 0xab, sizeof cfg);
     size_t old = offsetof(mvx_runtime_config, spin_ns);

@@ -168,13 +168,15 @@ pub struct mvx_runtime_config {
     /// Since 1.1: how far the workers may lag before a spawn from outside waits for them
     /// (0: 500 us, negative: never wait).
     pub spawn_backlog_ns: i64,
-    /// Since 1.1: 0 (the default) runs blocking-pool threads started under SCHED_OTHER as
-    /// SCHED_BATCH; nonzero keeps the policy they inherit.
-    pub blocking_inherit_sched: c_int,
+    /// Since 1.1: `MVX_BLOCKING_*` bits; without `MVX_BLOCKING_INHERIT_SCHED` (the default),
+    /// blocking-pool threads started under SCHED_OTHER run as SCHED_BATCH.
+    pub blocking_flags: u64,
 }
 
 /// `mvx_runtime_config::spin_ns`: spin only while spinning pays (the default).
 pub const MVX_SPIN_ADAPTIVE: i64 = -1;
+/// `mvx_runtime_config::blocking_flags`: pool threads keep their inherited scheduling policy.
+pub const MVX_BLOCKING_INHERIT_SCHED: u64 = 1;
 
 /// Counters of one worker.
 #[repr(C)]
