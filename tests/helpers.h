@@ -109,6 +109,17 @@ static const mvx_task_vtable policy_vt = {
     .output_size = sizeof(int),
     .output_align = _Alignof(int),
 };
+/* Runs a policy_vt job on rt's blocking pool and returns the policy it saw. */
+static int blocking_job_policy(mvx_runtime *rt)
+{
+    mvx_join_handle *jh;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &policy_vt, NULL, &jh), 0);
+    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
+    int policy = -1;
+    ck_assert_int_eq(mvx_join_take(jh, &policy, sizeof policy, NULL), 0);
+    mvx_join_release(jh);
+    return policy;
+}
 
 static void count_drop(void *state)
 {

@@ -294,7 +294,7 @@ func (c *core) result() ([]byte, error) {
 		out = nil
 	}
 	c.set(flagTaken)
-	if small != nil && r.rc == 0 {
+	if small != nil {
 		c.res = small
 	} else if out != nil || err != nil {
 		c.res = &outcome{out: out, err: err}
