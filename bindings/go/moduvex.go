@@ -86,7 +86,16 @@ type Runtime struct {
 
 const drainMax = 256
 
-var pollSpin = envInt("MVX_GO_POLL_SPIN", 0)
+// The poller's spin: after a drain comes up empty it drains again, yielding its P between
+// tries, for up to a budget before it parks in the netpoller, whose wake-up is a thread hand-off
+// (several microseconds on a small VM) and costs more CPU than a short spin. The budget learns
+// per Runtime like Wait's: a token found after t makes it at least 4t; a park that ended within
+// the ceiling makes it at least twice the park; a longer one halves it, down to none. So
+// completions that follow each other closely (a C task joining a Go one, then the next) are
+// caught while completions far apart (waves of blocking calls, a trickle) cost no spin.
+// Measured on go_task_joined_by_c: 40-54 us per task without the spin, 7-8 us with it.
+// MVX_GO_POLL_SPIN_NS sets the ceiling (0: never spin).
+var pollSpinMax = int64(envInt("MVX_GO_POLL_SPIN_NS", 100000))
 
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
@@ -155,19 +164,34 @@ func (rt *Runtime) poll() {
 	if err != nil {
 		panic("moduvex: notifier fd: " + err.Error())
 	}
+	var budget int64 // the spin (see pollSpinMax); only this goroutine uses it
+	var parkedAt time.Time
 	for {
 		err := raw.Read(func(uintptr) bool {
-			// Drain until empty; then check again pollSpin times before parking, as completions
-			// often follow each other closely and a netpoller wake-up costs a thread hand-off.
-			for spun := 0; ; {
+			if !parkedAt.IsZero() { // called again: the fd became readable after a park
+				if p := int64(time.Since(parkedAt)); p <= pollSpinMax {
+					budget = min64(pollSpinMax, 2*max64(budget, p))
+				} else {
+					budget /= 2
+				}
+				parkedAt = time.Time{}
+			}
+			var spinStart time.Time
+			for {
 				switch n := rt.drain(); {
 				case n == drainMax:
 				case n > 0:
-					spun = 0
-				case spun < pollSpin:
-					spun++
+					if !spinStart.IsZero() {
+						budget = max64(budget, min64(pollSpinMax, 4*int64(time.Since(spinStart))))
+						spinStart = time.Time{}
+					}
+				case budget > 0 && (spinStart.IsZero() || int64(time.Since(spinStart)) < budget):
+					if spinStart.IsZero() {
+						spinStart = time.Now()
+					}
 					runtime.Gosched()
 				default:
+					parkedAt = time.Now()
 					return false // wait for readability
 				}
 			}
