@@ -136,6 +136,24 @@ static const mvx_task_vtable spawner_vt = {
     .state_align = _Alignof(struct spawner),
 };
 
+/* A worker counts a poll right after the poll that completed the task (its joiner may have
+ * returned already): waits until the first `workers` workers' polls add up to at least `want`
+ * or timeout_ns passes, and returns their sum. */
+static uint64_t polls_counted(mvx_runtime *rt, unsigned workers, uint64_t want, int64_t timeout_ns)
+{
+    int64_t deadline = test_now_ns() + timeout_ns;
+    for (;; usleep(1000)) {
+        uint64_t polls = 0;
+        for (unsigned w = 0; w < workers; w++) {
+            mvx_worker_stats st = {.size = sizeof st};
+            ck_assert_int_eq(mvx_runtime_worker_stats(rt, w, &st), 0);
+            polls += st.polls;
+        }
+        if (polls >= want || test_now_ns() > deadline)
+            return polls;
+    }
+}
+
 START_TEST(spawn_from_a_task_stays_on_its_worker)
 {
     mvx_runtime *rt = new_runtime(1);
@@ -144,13 +162,9 @@ START_TEST(spawn_from_a_task_stays_on_its_worker)
     ck_assert_int_eq(mvx_spawn(rt, &spawner_vt, &s, &jh), 0);
     ck_assert_int_eq(mvx_join_wait(jh, 5 * SEC), 0);
     wait_until_int(&g_output_drops, 100, 5 * SEC);
-    /* A poll is counted right after the poll that completed the task: allow it a moment. */
+    polls_counted(rt, 1, 101, SEC);
     mvx_worker_stats st = {.size = sizeof st};
-    for (int tries = 0; tries < 1000; tries++, usleep(1000)) {
-        ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), 0);
-        if (st.polls >= 101)
-            break;
-    }
+    ck_assert_int_eq(mvx_runtime_worker_stats(rt, 0, &st), 0);
     ck_assert_uint_eq(st.local_spawns, 100);
     ck_assert_uint_eq(st.remote_tasks, 1); /* only the spawner came from outside */
     ck_assert_uint_ge(st.polls, 101);
@@ -199,18 +213,7 @@ START_TEST(stats_count_polls_and_parks)
     mvx_join_handle *jh;
     mvx_spawn(rt, &yielder_vt, &y, &jh);
     mvx_join_wait(jh, 5 * SEC);
-    /* The counter moves right after the poll that completed the task: allow it a moment. */
-    uint64_t polls = 0;
-    for (int tries = 0; tries < 1000 && polls != 100; tries++) {
-        polls = 0;
-        for (unsigned w = 0; w < 2; w++) {
-            mvx_worker_stats st = {.size = sizeof st};
-            ck_assert_int_eq(mvx_runtime_worker_stats(rt, w, &st), 0);
-            polls += st.polls;
-        }
-        usleep(1000);
-    }
-    ck_assert_uint_eq(polls, 100);
+    ck_assert_uint_eq(polls_counted(rt, 2, 100, SEC), 100);
     mvx_join_release(jh);
     mvx_runtime_release(rt);
 }
@@ -252,15 +255,12 @@ static uint64_t idle_sum(const uint64_t *v)
         n += v[w];
     return n;
 }
-/* A worker counts a poll after the task's completion is published (and its joiner may have
- * returned): snaps until the polls of a burst of `polls` tasks are all counted (10 s at most),
- * then checks that there are exactly that many. */
+/* Snaps once the polls of a burst of `polls` tasks are all counted (10 s at most), and checks
+ * that there are exactly that many. */
 static void idle_snap_counted(mvx_runtime *rt, struct idle_snap *s, uint64_t polls)
 {
-    int64_t deadline = test_now_ns() + 10 * SEC;
-    do
-        idle_snap(rt, s);
-    while (idle_sum(s->polls) < polls && test_now_ns() < deadline);
+    polls_counted(rt, IDLE_WORKERS, polls, 10 * SEC);
+    idle_snap(rt, s);
     ck_assert_uint_eq(idle_sum(s->polls), polls);
 }
 
