@@ -37,9 +37,9 @@ gomvx_res gomvx_signature_parse(const char *text, size_t len);
 gomvx_res gomvx_lookup(const char *lib, const char *sym);
 /* The calls made per Call take their C objects (runtime, function, signature, join handle,
  * completion word) as uintptr_t: cgo checks a void * or opaque struct pointer argument for Go
- * pointers at run time, in a closure that made one allocation per cgo call. */
-/* The arguments' packed block is at buf or, when buf is NULL, in small (a block of up to 16
- * bytes, most calls', travels by value: Go need not allocate it). */
+ * pointers at run time, in a closure that made one allocation per cgo call. The arguments'
+ * packed block is at buf or, when buf is NULL, in small0 and small1 (a block of up to 16 bytes,
+ * most calls', travels by value: Go need not allocate it). */
 gomvx_res gomvx_call(uintptr_t rt, uintptr_t fn, uintptr_t sig, const unsigned char *buf,
                      uint64_t small0, uint64_t small1, const uint32_t *offsets, unsigned nargs,
                      unsigned flags);
