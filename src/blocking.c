@@ -22,6 +22,7 @@
 #include "blocking.h"
 #include "arena.h"
 #include "runtime.h"
+#include "threadsched.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -127,32 +128,30 @@ static void signal_idle(struct mvx__blocking *pool, unsigned signals)
 /* SCHED_BATCH (see blocking_flags in moduvex.h): a pool thread whose call returns does
  * not preempt whoever runs on its CPU. Jobs are calls that block for long; the submitting
  * threads (a host's, the workers) are the ones whose latency counts, and a thread preempted
- * while it holds the pool's lock stalls every thread that wakes after it. Only from SCHED_OTHER:
- * a host that chose another policy for its threads keeps it. Failure (a sandbox refusing the
- * call) leaves the thread as it was. */
+ * while it holds the pool's lock stalls every thread that wakes after it. For the same reason
+ * the thread asks for the kernel's default time slice, not the short one it inherits when a
+ * worker starts it (worker_slice_ns). Only from SCHED_OTHER: a host that chose another policy
+ * for its threads keeps it. Failure (a sandbox refusing the call) leaves the thread as it was. */
 static MVX_TLS bool tl_batch; /* this pool thread is in SCHED_BATCH by its pool's choice */
 
 /* inherited: the thread was started by a pool thread in SCHED_BATCH by that choice (a burst's
  * threads start each other), so SCHED_BATCH is ours to leave and resume, not a host's policy. */
 static void run_as_batch(bool inherited)
 {
-    int policy;
-    struct sched_param param;
-    if (pthread_getschedparam(pthread_self(), &policy, &param) != 0)
-        return;
-    if (policy == SCHED_OTHER) {
-        param.sched_priority = 0;
-        tl_batch = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
-    } else if (policy == SCHED_BATCH && inherited) {
-        tl_batch = true;
-    }
+    int policy = mvx__thread_policy();
+    if (policy == SCHED_OTHER || (policy == SCHED_BATCH && inherited))
+        tl_batch = mvx__thread_set_fair(SCHED_BATCH, 0);
 }
 
-void mvx__blocking_sched_as_worker(bool as_worker)
+void mvx__blocking_sched_as_worker(const struct mvx_runtime *rt, bool as_worker)
 {
-    struct sched_param param = {.sched_priority = 0};
-    if (tl_batch)
-        pthread_setschedparam(pthread_self(), as_worker ? SCHED_OTHER : SCHED_BATCH, &param);
+    if (!tl_batch)
+        return;
+    if (as_worker)
+        mvx__thread_set_fair(SCHED_OTHER, rt->worker_slice_ns > 0 ? (uint64_t)rt->worker_slice_ns
+                                                                 : 0);
+    else
+        mvx__thread_set_fair(SCHED_BATCH, 0);
 }
 
 static void *pool_main(void *arg)

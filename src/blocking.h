@@ -51,8 +51,10 @@ void mvx__blocking_close(struct mvx__blocking *pool);
  * running. */
 unsigned mvx__blocking_wait(struct mvx__blocking *pool, int64_t deadline_ns);
 /* On a pool thread: a job that runs a worker's loop (a substitute, inplace.c) schedules like a
- * worker while it does (true), then goes back to SCHED_BATCH (false) if the thread was in it. */
-void mvx__blocking_sched_as_worker(bool as_worker);
+ * worker of rt while it does (true: SCHED_OTHER, the workers' slice), then goes back to
+ * SCHED_BATCH and the default slice (false), if the thread was in SCHED_BATCH by its pool's
+ * choice. */
+void mvx__blocking_sched_as_worker(const struct mvx_runtime *rt, bool as_worker);
 /* The runtime is released: threads still running detach themselves when they finish. */
 void mvx__blocking_release(struct mvx__blocking *pool);
 

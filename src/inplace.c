@@ -46,9 +46,9 @@ static int substitute_poll(void *state, mvx_context *cx, void *output)
     uint32_t expected = MVX__ROLE_OFFERED;
     if (atomic_compare_exchange_strong_explicit(&h->role, &expected, MVX__ROLE_ADOPTED,
                                                 mvx__seq_cst, mvx__acquire)) {
-        mvx__blocking_sched_as_worker(true); /* its tasks' wake-ups may preempt, as a worker's */
+        mvx__blocking_sched_as_worker(h->w->rt, true); /* its tasks' wake-ups may preempt, as a worker's */
         mvx__worker_substitute(h->w, &h->role);
-        mvx__blocking_sched_as_worker(false);
+        mvx__blocking_sched_as_worker(h->w->rt, false);
         atomic_store_explicit(&h->role, MVX__ROLE_RETURNED, mvx__seq_cst);
         mvx__futex_wake(&h->role, 1); /* the record lives on: we hold a reference */
     }

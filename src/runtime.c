@@ -4,6 +4,7 @@
 #include "runtime.h"
 #include "local.h"
 #include "signature.h"
+#include "threadsched.h"
 #include "worker.h"
 
 #include <limits.h>
@@ -102,6 +103,11 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
     if (c.blocking_flags & ~MVX_BLOCKING_INHERIT_SCHED)
         return mvx__error(MVX_EINVAL, "mvx_runtime_new: blocking_flags 0x%llx has unknown bits",
                           (unsigned long long)c.blocking_flags);
+    if (c.worker_slice_ns > 0 &&
+        (c.worker_slice_ns < MVX__SLICE_MIN_NS || c.worker_slice_ns > MVX__SLICE_MAX_NS))
+        return mvx__error(MVX_EINVAL,
+                          "mvx_runtime_new: worker_slice_ns %lld is outside 100 us to 100 ms",
+                          (long long)c.worker_slice_ns);
     if (c.stack_size && c.stack_size < (size_t)PTHREAD_STACK_MIN)
         return mvx__error(MVX_EINVAL, "mvx_runtime_new: stack_size %zu is below %zu", c.stack_size,
                           (size_t)PTHREAD_STACK_MIN);
@@ -127,6 +133,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
                                                   : DEFAULT_GLOBAL_INTERVAL;
     rt->lifo_disabled = c.disable_lifo_slot != 0;
     rt->spin_ns = c.spin_ns < 0 ? MVX_SPIN_ADAPTIVE : c.spin_ns;
+    rt->worker_slice_ns = c.worker_slice_ns ? c.worker_slice_ns : MVX__WORKER_SLICE_DEFAULT_NS;
     mvx__backlog_init(&rt->backlog, c.spawn_backlog_ns < 0    ? 0
                                     : c.spawn_backlog_ns == 0 ? DEFAULT_SPAWN_BACKLOG_NS
                                                               : c.spawn_backlog_ns);

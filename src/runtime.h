@@ -38,6 +38,7 @@ struct mvx_runtime {
     unsigned global_interval; /* polls between looks at the global queue first */
     bool lifo_disabled;
     int64_t spin_ns; /* mvx_runtime_config.spin_ns: MVX_SPIN_ADAPTIVE, 0 or a fixed spin */
+    int64_t worker_slice_ns; /* resolved: the slice workers ask for; negative: keep theirs */
 };
 
 /* Every spawn function: validates, allocates (from the calling thread's heap), initialises and

@@ -16,6 +16,7 @@
  * slot, so that yielding lets the others run.
  */
 #include "worker.h"
+#include "threadsched.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -286,6 +287,7 @@ void *mvx__worker_main(void *arg)
     mvx__tl_heap = w->heap;
     w->global_left = rt->global_interval;
     name_thread(w);
+    mvx__thread_ask_slice(rt->worker_slice_ns);
     if (rt->on_thread_start)
         rt->on_thread_start(rt->hook_data, w->index);
     work(w);

@@ -628,7 +628,7 @@ START_TEST(submitters_racing_idle_threads_run_every_job_once)
 }
 END_TEST
 
-/* Spawns a policy_vt job from the calling thread on a fresh runtime, so that the job's thread
+/* Spawns a sched_seen_vt job from the calling thread on a fresh runtime, so that the job's thread
  * is the pool's first, started by this thread (inheriting its policy). */
 static int pool_thread_policy(uint64_t blocking_flags)
 {
@@ -667,6 +667,62 @@ START_TEST(pool_threads_run_as_batch_unless_told_to_inherit)
 }
 END_TEST
 
+/* A task on a worker that submits a sched_seen_vt job, so that the job's thread is started by
+ * the worker (the pool has none yet); its output is the job's handle (NULL: the spawn failed). */
+static int submit_from_a_worker_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    mvx_join_handle *jh = NULL;
+    if (mvx_spawn_blocking(*(mvx_runtime **)state, &sched_seen_vt, NULL, &jh) != 0)
+        jh = NULL;
+    *(mvx_join_handle **)output = jh;
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable submit_from_a_worker_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = submit_from_a_worker_poll,
+    .state_size = sizeof(mvx_runtime *),
+    .state_align = _Alignof(mvx_runtime *),
+    .output_size = sizeof(mvx_join_handle *),
+    .output_align = _Alignof(mvx_join_handle *),
+};
+static struct sched_seen pool_thread_started_by_a_worker(uint64_t blocking_flags)
+{
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 1;
+    cfg.blocking_flags = blocking_flags;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    mvx_join_handle *submit, *job = NULL;
+    ck_assert_int_eq(mvx_spawn(rt, &submit_from_a_worker_vt, &rt, &submit), 0);
+    ck_assert_int_eq(mvx_join_wait(submit, 30 * SEC), 0);
+    ck_assert_int_eq(mvx_join_take(submit, &job, sizeof job, NULL), 0);
+    mvx_join_release(submit);
+    ck_assert_ptr_nonnull(job);
+    struct sched_seen seen = take_sched_seen(job);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    return seen;
+}
+
+/* A worker asks for a short time slice (worker_slice_ns); a pool thread it starts inherits it,
+ * and asks for the kernel's default again when it goes to SCHED_BATCH. */
+START_TEST(pool_threads_started_by_a_worker_ask_for_the_default_slice)
+{
+    uint64_t kernel_default = kernel_default_slice();
+    if (!kernel_default)
+        return; /* no slice per thread on this kernel: nothing to tell apart */
+    if (batch_allowed()) {
+        struct sched_seen batch = pool_thread_started_by_a_worker(0);
+        ck_assert_int_eq(batch.policy, SCHED_BATCH);
+        ck_assert_uint_eq(batch.slice_ns, kernel_default);
+    }
+    struct sched_seen inherited = pool_thread_started_by_a_worker(MVX_BLOCKING_INHERIT_SCHED);
+    ck_assert_int_eq(inherited.policy, SCHED_OTHER);
+    ck_assert_uint_eq(inherited.slice_ns, WORKER_SLICE_DEFAULT_NS);
+}
+END_TEST
+
 static Suite *blocking_suite(void)
 {
     Suite *s = suite_create("blocking");
@@ -691,6 +747,7 @@ static Suite *blocking_suite(void)
     tcase_add_test(tc, a_spawn_fails_when_no_pool_thread_can_start);
     tcase_add_test(tc, submitters_racing_idle_threads_run_every_job_once);
     tcase_add_test(tc, pool_threads_run_as_batch_unless_told_to_inherit);
+    tcase_add_test(tc, pool_threads_started_by_a_worker_ask_for_the_default_slice);
     suite_add_tcase(s, tc);
     return s;
 }

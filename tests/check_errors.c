@@ -83,6 +83,13 @@ START_TEST(bad_configs_are_rejected)
     ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
     ck_assert_ptr_nonnull(strstr(mvx_last_error(), "blocking_flags 0x2 has unknown bits"));
     cfg.blocking_flags = 0;
+    cfg.worker_slice_ns = 99999; /* below the kernel's shortest slice */
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
+    ck_assert_ptr_nonnull(strstr(mvx_last_error(), "worker_slice_ns 99999 is outside"));
+    cfg.worker_slice_ns = 100000001;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
+    ck_assert_ptr_null(rt);
+    cfg.worker_slice_ns = 0;
     cfg.size = 8;
     ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), MVX_EINVAL);
 }

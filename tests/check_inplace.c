@@ -1,14 +1,16 @@
 /*
  * check_inplace.c - mvx_block_in_place: the worker's queued tasks (LIFO slot included) run on a
  * substitute while the caller blocks, with one worker too; elsewhere it just calls fn; local sets
- * refuse it; the worker comes back; a substitute schedules like a worker (not SCHED_BATCH); the
- * disable_lifo_slot and global_queue_interval settings.
+ * refuse it; the worker comes back; a substitute schedules like a worker (not SCHED_BATCH, the
+ * workers' time slice); the disable_lifo_slot and global_queue_interval settings.
  */
 #include "helpers.h"
 
 /* ---- a task that completes with 1 once `open` is set, keeping a waker meanwhile ---- */
 static atomic_int g_open;
 static atomic_int g_batch_polls; /* value_poll calls on a thread in SCHED_BATCH */
+static _Atomic uint64_t g_want_slice; /* the slice value_poll expects; 0: none checked */
+static atomic_int g_off_slice_polls; /* value_poll calls on a thread with another slice */
 
 static int value_poll(void *state, mvx_context *cx, void *output)
 {
@@ -17,6 +19,9 @@ static int value_poll(void *state, mvx_context *cx, void *output)
     atomic_fetch_add(&g_polls, 1);
     if (sched_getscheduler(0) == SCHED_BATCH)
         atomic_fetch_add(&g_batch_polls, 1);
+    uint64_t want = atomic_load(&g_want_slice);
+    if (want && thread_slice_ns() != want)
+        atomic_fetch_add(&g_off_slice_polls, 1);
     *(int *)output = 1;
     return MVX_POLL_READY;
 }
@@ -484,7 +489,11 @@ static void check_substitute_policy(bool started_by_the_pool)
 {
     reset_counters();
     atomic_store(&g_batch_polls, 0);
-    int batch = batch_allowed() ? SCHED_BATCH : SCHED_OTHER;
+    atomic_store(&g_off_slice_polls, 0);
+    bool batch_ok = batch_allowed();
+    int batch = batch_ok ? SCHED_BATCH : SCHED_OTHER;
+    uint64_t kernel_default = kernel_default_slice(); /* 0: no slice per thread here */
+    atomic_store(&g_want_slice, kernel_default ? WORKER_SLICE_DEFAULT_NS : 0);
     mvx_runtime *rt = new_runtime(1);
     struct holder h = {.rt = rt};
     struct holder *hp = &h;
@@ -501,9 +510,14 @@ static void check_substitute_policy(bool started_by_the_pool)
     /* With one worker, blocked in fn, only the substitute could run the three children. */
     ck_assert_int_eq(atomic_load(&g_polls), 3);
     ck_assert_int_eq(atomic_load(&g_batch_polls), 0);
+    ck_assert_int_eq(atomic_load(&g_off_slice_polls), 0); /* the workers' slice */
     /* The substitute's thread goes idle once its job has returned: it then runs the next job. */
     wait_one_idle_thread(rt, threads);
-    ck_assert_int_eq(blocking_job_policy(rt), batch);
+    struct sched_seen next = blocking_job_sched(rt);
+    ck_assert_int_eq(next.policy, batch);
+    if (kernel_default && batch_ok)
+        ck_assert_uint_eq(next.slice_ns, kernel_default);
+    atomic_store(&g_want_slice, 0);
     if (held) {
         atomic_store(&h.release, 1);
         ck_assert_int_eq(mvx_join_wait(held, 30 * SEC), 0);

@@ -40,6 +40,7 @@ START_TEST(config_init_fills_defaults)
     ck_assert_int_eq(cfg.spin_ns, MVX_SPIN_ADAPTIVE);
     ck_assert_int_eq(cfg.spawn_backlog_ns, 0); /* 0: the default backpressure */
     ck_assert_uint_eq(cfg.blocking_flags, 0); /* pool threads run as SCHED_BATCH */
+    ck_assert_int_eq(cfg.worker_slice_ns, 0); /* 0: 100 us */
     /* A caller whose struct ends before spin_ns: the field is not touched. */
     memset(&cfg, 0xab, sizeof cfg);
     size_t old = offsetof(mvx_runtime_config, spin_ns);
@@ -91,6 +92,76 @@ START_TEST(workers_are_named_and_run_the_hooks)
     ck_assert_str_eq(h.names[2], "pool-2");
     ck_assert_int_eq(mvx_runtime_release(rt), 0);
     ck_assert_int_eq(atomic_load(&h.stopped), 3);
+}
+END_TEST
+
+/* What each of two workers ran under when its start hook ran. */
+struct slices_seen {
+    struct sched_seen worker[2];
+    atomic_int started;
+};
+static void record_sched(void *data, unsigned index)
+{
+    struct slices_seen *s = data;
+    s->worker[index] = (struct sched_seen){sched_getscheduler(0), thread_slice_ns()};
+    atomic_fetch_add(&s->started, 1);
+}
+struct slice_run {
+    int64_t worker_slice_ns; /* the setting */
+    int policy;              /* of the thread creating the runtime, SCHED_OTHER or SCHED_IDLE */
+    uint64_t own_slice_ns;   /* asked for by that thread; 0: the kernel's default */
+    uint64_t own_seen_ns;    /* what that thread then had (SCHED_IDLE keeps the default) */
+    struct slices_seen seen;
+};
+/* On a fresh thread: takes rs's policy and slice, then runs a runtime of two workers. */
+static void *run_workers_for_slices(void *arg)
+{
+    struct slice_run *rs = arg;
+    struct sched_param param = {.sched_priority = 0};
+    ck_assert_int_eq(pthread_setschedparam(pthread_self(), rs->policy, &param), 0);
+    ck_assert(set_thread_slice(rs->own_slice_ns));
+    rs->own_seen_ns = thread_slice_ns();
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 2;
+    cfg.worker_slice_ns = rs->worker_slice_ns;
+    cfg.on_thread_start = record_sched;
+    cfg.hook_data = &rs->seen;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    wait_until_int(&rs->seen.started, 2, 30 * SEC);
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    return NULL;
+}
+#define CREATORS_SLICE UINT64_MAX /* check_worker_slices: expect the creating thread's own */
+static void check_worker_slices(int64_t setting, int policy, uint64_t own, uint64_t expected)
+{
+    struct slice_run rs = {.worker_slice_ns = setting, .policy = policy, .own_slice_ns = own};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_workers_for_slices, &rs), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    if (expected == CREATORS_SLICE)
+        expected = rs.own_seen_ns;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(rs.seen.worker[i].policy, policy);
+        ck_assert_uint_eq(rs.seen.worker[i].slice_ns, expected);
+    }
+}
+
+START_TEST(workers_ask_for_the_configured_time_slice)
+{
+    uint64_t kernel_default = kernel_default_slice();
+    if (!kernel_default)
+        return; /* no slice per thread on this kernel (before Linux 6.12): nothing to see */
+    check_worker_slices(0, SCHED_OTHER, 0, WORKER_SLICE_DEFAULT_NS);
+    check_worker_slices(3000000, SCHED_OTHER, 0, 3000000);
+    /* Negative: the slice inherited from the creating thread, whatever it is. */
+    check_worker_slices(-1, SCHED_OTHER, 0, kernel_default);
+    check_worker_slices(-1, SCHED_OTHER, 7000000, 7000000);
+    /* A policy that is not SCHED_OTHER or SCHED_BATCH is the host's choice: left whole. */
+    check_worker_slices(0, SCHED_IDLE, 7000000, CREATORS_SLICE);
+    if (batch_allowed())
+        check_worker_slices(0, SCHED_BATCH, 0, WORKER_SLICE_DEFAULT_NS);
 }
 END_TEST
 
@@ -1039,6 +1110,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, config_init_fills_defaults);
     tcase_add_test(tc, workers_are_named_and_run_the_hooks);
     tcase_add_test(tc, long_thread_names_are_cut_to_15_bytes);
+    tcase_add_test(tc, workers_ask_for_the_configured_time_slice);
     tcase_add_test(tc, spawn_from_a_task_stays_on_its_worker);
     tcase_add_test(tc, current_runtime_is_set_only_inside_tasks);
     tcase_add_test(tc, stats_count_polls_and_parks);

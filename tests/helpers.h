@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,30 +96,88 @@ static bool batch_allowed(void)
     return allowed;
 }
 
-/* A task whose output is the scheduling policy of the thread that runs it. */
-static int policy_poll(void *state, mvx_context *cx, void *output)
+/* The time slice of the calling thread (sched_attr.sched_runtime, EEVDF's per-thread slice on
+ * Linux 6.12 and later), and setting it (0: the kernel's default); the first version of the
+ * kernel's struct, which glibc does not declare. */
+struct test_sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+};
+static uint64_t thread_slice_ns(void)
+{
+    struct test_sched_attr a = {0};
+    ck_assert_int_eq(syscall(SYS_sched_getattr, 0, &a, sizeof a, 0), 0);
+    return a.runtime;
+}
+static bool set_thread_slice(uint64_t ns)
+{
+    struct test_sched_attr a = {0};
+    ck_assert_int_eq(syscall(SYS_sched_getattr, 0, &a, sizeof a, 0), 0);
+    a.size = sizeof a;
+    a.runtime = ns;
+    return syscall(SYS_sched_setattr, 0, &a, 0) == 0;
+}
+/* Whether this kernel keeps a slice per thread, and its default one (a probe thread asks for
+ * 3 ms, then for the default). */
+static void *probe_slices(void *arg)
+{
+    uint64_t *out = arg;
+    if (set_thread_slice(3000000) && thread_slice_ns() == 3000000 && set_thread_slice(0))
+        *out = thread_slice_ns();
+    return NULL;
+}
+static uint64_t kernel_default_slice(void) /* 0: no slice per thread here */
+{
+    uint64_t slice = 0;
+    pthread_t probe;
+    ck_assert_int_eq(pthread_create(&probe, NULL, probe_slices, &slice), 0);
+    ck_assert_int_eq(pthread_join(probe, NULL), 0);
+    return slice;
+}
+#define WORKER_SLICE_DEFAULT_NS 100000 /* mvx_runtime_config.worker_slice_ns = 0 */
+
+/* A task whose output is the scheduling policy and time slice of the thread that runs it. */
+struct sched_seen {
+    int policy;
+    uint64_t slice_ns;
+};
+static int sched_seen_poll(void *state, mvx_context *cx, void *output)
 {
     (void)state;
     (void)cx;
-    *(int *)output = sched_getscheduler(0);
+    *(struct sched_seen *)output = (struct sched_seen){sched_getscheduler(0), thread_slice_ns()};
     return MVX_POLL_READY;
 }
-static const mvx_task_vtable policy_vt = {
+static const mvx_task_vtable sched_seen_vt = {
     .size = sizeof(mvx_task_vtable),
-    .poll = policy_poll,
-    .output_size = sizeof(int),
-    .output_align = _Alignof(int),
+    .poll = sched_seen_poll,
+    .output_size = sizeof(struct sched_seen),
+    .output_align = _Alignof(struct sched_seen),
 };
-/* Runs a policy_vt job on rt's blocking pool and returns the policy it saw. */
-static int blocking_job_policy(mvx_runtime *rt)
+/* Waits for a sched_seen_vt task and takes what it saw. */
+static struct sched_seen take_sched_seen(mvx_join_handle *jh)
+{
+    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
+    struct sched_seen seen = {-1, 0};
+    ck_assert_int_eq(mvx_join_take(jh, &seen, sizeof seen, NULL), 0);
+    mvx_join_release(jh);
+    return seen;
+}
+/* Runs a sched_seen_vt job on rt's blocking pool. */
+static struct sched_seen blocking_job_sched(mvx_runtime *rt)
 {
     mvx_join_handle *jh;
-    ck_assert_int_eq(mvx_spawn_blocking(rt, &policy_vt, NULL, &jh), 0);
-    ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
-    int policy = -1;
-    ck_assert_int_eq(mvx_join_take(jh, &policy, sizeof policy, NULL), 0);
-    mvx_join_release(jh);
-    return policy;
+    ck_assert_int_eq(mvx_spawn_blocking(rt, &sched_seen_vt, NULL, &jh), 0);
+    return take_sched_seen(jh);
+}
+
+/* The policy a job on rt's blocking pool ran under. */
+static int blocking_job_policy(mvx_runtime *rt)
+{
+    return blocking_job_sched(rt).policy;
 }
 
 static void count_drop(void *state)

@@ -171,6 +171,9 @@ pub struct mvx_runtime_config {
     /// Since 1.1: `MVX_BLOCKING_*` bits; without `MVX_BLOCKING_INHERIT_SCHED` (the default),
     /// blocking-pool threads started under SCHED_OTHER run as SCHED_BATCH.
     pub blocking_flags: u64,
+    /// Since 1.1: the time slice workers ask the kernel for (Linux 6.12+): 0 is 100 us,
+    /// positive 100 us to 100 ms, negative keeps the slice they inherit.
+    pub worker_slice_ns: i64,
 }
 
 /// `mvx_runtime_config::spin_ns`: spin only while spinning pays (the default).

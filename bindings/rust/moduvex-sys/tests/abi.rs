@@ -24,7 +24,8 @@ fn struct_layouts_match_the_header_on_lp64() {
     assert_eq!(offset_of!(mvx_failure, code), 8);
     assert_eq!(offset_of!(mvx_failure, message), 16);
     assert_eq!(offset_of!(mvx_failure, payload_drop), 32);
-    assert_eq!(size_of::<mvx_runtime_config>(), 104);
+    assert_eq!(size_of::<mvx_runtime_config>(), 112);
+    assert_eq!(offset_of!(mvx_runtime_config, worker_slice_ns), 104);
     assert_eq!(offset_of!(mvx_runtime_config, spawn_backlog_ns), 88);
     assert_eq!(offset_of!(mvx_runtime_config, blocking_flags), 96);
     assert_eq!(offset_of!(mvx_runtime_config, global_queue_interval), 72);
