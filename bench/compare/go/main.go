@@ -582,13 +582,28 @@ func trickle(c config) {
 		tasks, idle = 100, 100*time.Millisecond
 	}
 	period := time.Duration(positiveEnv("MVX_TRICKLE_PERIOD_US", 1000)) * time.Microsecond
+	// time.Sleep with every P idle waits in epoll_wait, whose timeout is in whole
+	// milliseconds: a sleep under 1 ms takes about 1.1 ms, so at a 100 us period the
+	// goroutines come in bursts of about 11. MVX_GO_TRICKLE_SLEEP=thread keeps the period
+	// the way a C thread does, with nanosleep(2) on the spawner's locked thread, and
+	// reports impl=go-nanosleep.
+	impl, threadSleep := implName, os.Getenv("MVX_GO_TRICKLE_SLEEP") == "thread"
+	if threadSleep {
+		impl = implName + "-nanosleep"
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	time.Sleep(100 * time.Millisecond)
 	started := make([]int64, tasks)
 	var ran atomic.Int64
 	cpu0 := cpuNs()
 	t0 := time.Now()
 	for i := 0; i < tasks; i++ {
-		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 && threadSleep {
+			ts := syscall.NsecToTimespec(d.Nanoseconds())
+			for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+			}
+		} else if d > 0 {
 			time.Sleep(d)
 		}
 		i, spawned := i, time.Now()
@@ -605,7 +620,7 @@ func trickle(c config) {
 	cpu2 := cpuNs()
 	sort.Slice(started, func(a, b int) bool { return started[a] < started[b] })
 	fmt.Printf("bench=trickle impl=%s threads=%d tasks=%d period_ns=%d cpu_per_task_ns=%d start_p50_ns=%d start_p99_ns=%d idle_cpu_ns_per_s=%d\n",
-		implName, c.threads, tasks, period.Nanoseconds(), (cpu1-cpu0)/int64(tasks),
+		impl, c.threads, tasks, period.Nanoseconds(), (cpu1-cpu0)/int64(tasks),
 		started[tasks/2], started[tasks*99/100], (cpu2-cpu1)*int64(time.Second)/int64(idle))
 }
 
