@@ -628,9 +628,8 @@ START_TEST(submitters_racing_idle_threads_run_every_job_once)
 }
 END_TEST
 
-/* Spawns a sched_seen_vt job from the calling thread on a fresh runtime, so that the job's thread
- * is the pool's first, started by this thread (inheriting its policy). */
-static int pool_thread_policy(uint64_t blocking_flags)
+/* A fresh runtime of one worker whose pool has no thread yet. */
+static mvx_runtime *one_worker_runtime(uint64_t blocking_flags)
 {
     mvx_runtime_config cfg;
     mvx_runtime_config_init(&cfg, sizeof cfg);
@@ -638,6 +637,14 @@ static int pool_thread_policy(uint64_t blocking_flags)
     cfg.blocking_flags = blocking_flags;
     mvx_runtime *rt;
     ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    return rt;
+}
+
+/* Spawns a sched_seen_vt job from the calling thread on a fresh runtime, so that the job's thread
+ * is the pool's first, started by this thread (inheriting its policy). */
+static int pool_thread_policy(uint64_t blocking_flags)
+{
+    mvx_runtime *rt = one_worker_runtime(blocking_flags);
     int policy = blocking_job_policy(rt);
     ck_assert_int_eq(mvx_runtime_release(rt), 0);
     return policy;
@@ -688,12 +695,7 @@ static const mvx_task_vtable submit_from_a_worker_vt = {
 };
 static struct sched_seen pool_thread_started_by_a_worker(uint64_t blocking_flags)
 {
-    mvx_runtime_config cfg;
-    mvx_runtime_config_init(&cfg, sizeof cfg);
-    cfg.worker_threads = 1;
-    cfg.blocking_flags = blocking_flags;
-    mvx_runtime *rt;
-    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    mvx_runtime *rt = one_worker_runtime(blocking_flags);
     mvx_join_handle *submit, *job = NULL;
     ck_assert_int_eq(mvx_spawn(rt, &submit_from_a_worker_vt, &rt, &submit), 0);
     ck_assert_int_eq(mvx_join_wait(submit, 30 * SEC), 0);
