@@ -46,7 +46,8 @@ static int substitute_poll(void *state, mvx_context *cx, void *output)
     uint32_t expected = MVX__ROLE_OFFERED;
     if (atomic_compare_exchange_strong_explicit(&h->role, &expected, MVX__ROLE_ADOPTED,
                                                 mvx__seq_cst, mvx__acquire)) {
-        mvx__blocking_sched_as_worker(h->w->rt, true); /* its tasks' wake-ups may preempt, as a worker's */
+        /* its tasks' wake-ups may preempt, as a worker's */
+        mvx__blocking_sched_as_worker(h->w->rt, true);
         mvx__worker_substitute(h->w, &h->role);
         mvx__blocking_sched_as_worker(h->w->rt, false);
         atomic_store_explicit(&h->role, MVX__ROLE_RETURNED, mvx__seq_cst);
