@@ -466,8 +466,8 @@ func (c *core) await(ctx context.Context) error {
 		start = time.Now()
 		for i := 1; ; i++ {
 			if c.completeIfWordDone() {
-				if t := int64(time.Since(start)); 4*t > budget {
-					rt.waitSpin.Store(min64(4*t, spinMax))
+				if b := spinAfterCatch(budget, int64(time.Since(start)), spinMax); b != budget {
+					rt.waitSpin.Store(b)
 				}
 				return nil
 			}
@@ -497,13 +497,8 @@ func (c *core) await(ctx context.Context) error {
 	// round trip on the slow path (and the workers, which learn from the gaps, asleep).
 	if done := c.doneNs(); !start.IsZero() && armedAt > 0 && done > 0 {
 		rt := c.rt
-		b := rt.waitSpin.Load()
-		if g := spun + max64(0, done-armedAt); g <= spinMax {
-			b = min64(spinMax, 2*max64(b, g))
-		} else if b /= 2; b < spinFloor {
-			b = spinFloor
-		}
-		rt.waitSpin.Store(b)
+		g := spun + max64(0, done-armedAt)
+		rt.waitSpin.Store(spinAfterPark(rt.waitSpin.Load(), g, spinMax, spinFloor))
 	}
 	return nil
 }
@@ -513,6 +508,25 @@ func max64(a, b int64) int64 {
 		return a
 	}
 	return b
+}
+
+// spinAfterCatch is a spin budget after a spin found what it waited for t ns in: at least 4t,
+// at most ceiling (src/spin.h's rule, shared by Wait and the poller).
+func spinAfterCatch(budget, t, ceiling int64) int64 {
+	return max64(budget, min64(ceiling, 4*t))
+}
+
+// spinAfterPark is a spin budget after a park whose event came g ns after the spin began: a
+// longer spin would have caught it within the ceiling, so at least twice it; otherwise
+// spinning did not pay, so half, down to floor.
+func spinAfterPark(budget, g, ceiling, floor int64) int64 {
+	if g <= ceiling {
+		return min64(ceiling, 2*max64(budget, g))
+	}
+	if budget /= 2; budget < floor {
+		return floor
+	}
+	return budget
 }
 
 // Wait waits for the task and returns nil (completed), ErrCancelled, a *TaskError, or ctx.Err()

@@ -169,11 +169,7 @@ func (rt *Runtime) poll() {
 	for {
 		err := raw.Read(func(uintptr) bool {
 			if !parkedAt.IsZero() { // called again: the fd became readable after a park
-				if p := int64(time.Since(parkedAt)); p <= pollSpinMax {
-					budget = min64(pollSpinMax, 2*max64(budget, p))
-				} else {
-					budget /= 2
-				}
+				budget = spinAfterPark(budget, int64(time.Since(parkedAt)), pollSpinMax, 0)
 				parkedAt = time.Time{}
 			}
 			var spinStart time.Time
@@ -182,7 +178,7 @@ func (rt *Runtime) poll() {
 				case n == drainMax:
 				case n > 0:
 					if !spinStart.IsZero() {
-						budget = max64(budget, min64(pollSpinMax, 4*int64(time.Since(spinStart))))
+						budget = spinAfterCatch(budget, int64(time.Since(spinStart)), pollSpinMax)
 						spinStart = time.Time{}
 					}
 				case budget > 0 && (spinStart.IsZero() || int64(time.Since(spinStart)) < budget):
