@@ -103,7 +103,7 @@ struct slices_seen {
 static void record_sched(void *data, unsigned index)
 {
     struct slices_seen *s = data;
-    s->worker[index] = (struct sched_seen){sched_getscheduler(0), thread_slice_ns()};
+    s->worker[index] = sched_of_this_thread();
     atomic_fetch_add(&s->started, 1);
 }
 struct slice_run {

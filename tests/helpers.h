@@ -144,11 +144,15 @@ struct sched_seen {
     int policy;
     uint64_t slice_ns;
 };
+static struct sched_seen sched_of_this_thread(void)
+{
+    return (struct sched_seen){sched_getscheduler(0), thread_slice_ns()};
+}
 static int sched_seen_poll(void *state, mvx_context *cx, void *output)
 {
     (void)state;
     (void)cx;
-    *(struct sched_seen *)output = (struct sched_seen){sched_getscheduler(0), thread_slice_ns()};
+    *(struct sched_seen *)output = sched_of_this_thread();
     return MVX_POLL_READY;
 }
 static const mvx_task_vtable sched_seen_vt = {
