@@ -16,7 +16,8 @@
  * Usage: moduvex-bench [workload ...]     (all when none is named)
  * Env:   MVX_BENCH_THREADS (default 2), MVX_BENCH_ITERS (default 30), MVX_TRICKLE_PERIOD_US
  *        (trickle's spawn period, default 1000), MVX_SPIN_NS (mvx_runtime_config.spin_ns; unset:
- *        the default, the adaptive policy)
+ *        the default, the adaptive policy), MVX_WORKER_SLICE_NS (.worker_slice_ns; unset: the
+ *        default, 100 us; -1 keeps the inherited slice)
  */
 #include <moduvex.h>
 
@@ -74,6 +75,9 @@ static mvx_runtime *new_runtime(void)
     const char *spin = getenv("MVX_SPIN_NS");
     if (spin && *spin)
         cfg.spin_ns = atoll(spin);
+    const char *slice = getenv("MVX_WORKER_SLICE_NS");
+    if (slice && *slice)
+        cfg.worker_slice_ns = atoll(slice);
     mvx_runtime *rt;
     check(mvx_runtime_new(&cfg, &rt), "mvx_runtime_new");
     return rt;
