@@ -14,6 +14,16 @@
  * Before sleeping a searcher spins for as long as its adaptive budget says (spin.h); to learn
  * how soon work came after it slept, the notifier time-stamps its claim (woken_at).
  *
+ * Whom to wake: a thread outside the runtime that queues work wakes, if there is one, a worker
+ * that went to sleep on the CPU it runs on at least MVX__WAKE_NEAR_AFTER_NS ago; otherwise the
+ * wake-ups rotate over the workers. The kernel wakes a thread on the CPU it last ran on, and
+ * when that CPU runs some other busy thread, the woken worker waits for that thread's turn to
+ * end (about 56 us here, against 2 us for one woken on the waker's CPU). Work that comes that
+ * slowly mostly comes from a thread about to block until its next item (a timer, a socket, a
+ * frame), so the waker's own CPU is the one about to be free. A worker that slept only briefly
+ * is not picked: work is coming fast, the outside thread keeps running (it spins in
+ * mvx_join_wait, say), and the two would take turns on one CPU. See docs/scheduler.md.
+ *
  * Sleeping, per worker (w->sleep):
  *
  *   AWAKE --store--> SLEEPING --notifier CAS--> WOKEN --worker--> AWAKE
@@ -33,6 +43,9 @@
 
 #include <sched.h>
 #include <time.h>
+
+/* How long a worker must have slept for an outside notifier to pick it by CPU (above). */
+#define MVX__WAKE_NEAR_AFTER_NS 100000
 
 #define SEARCHING_MASK 0xffffu
 #define UNPARKED_ONE   (1u << 16)
@@ -75,24 +88,41 @@ bool mvx__idle_work_visible(struct mvx__worker *w)
     return false;
 }
 
+/* Claims w if it sleeps, and wakes it. */
+static bool try_claim(struct mvx__worker *w, int64_t now)
+{
+    uint32_t expected = MVX__SLEEPING;
+    if (atomic_load_explicit(&w->sleep, mvx__relaxed) != MVX__SLEEPING)
+        return false;
+    /* Before the claim, so that the sleeper's acquire of WOKEN sees it (a loser's later store
+     * only makes the time a little late). */
+    atomic_store_explicit(&w->woken_at, now, mvx__relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
+                                                 mvx__relaxed))
+        return false;
+    mvx__futex_wake(&w->sleep, 1);
+    return true;
+}
+
 static bool claim_sleeper(struct mvx_runtime *rt)
 {
     static _Atomic unsigned rotor; /* spreads wake-ups over the workers */
     unsigned n = rt->nworkers;
+    int64_t now = mvx__now_ns();
+    /* By CPU only for a notifier outside rt: a worker that queues work goes on running. */
+    struct mvx__worker *self = mvx__tl_worker;
+    int cpu = self && self->rt == rt ? -1 : sched_getcpu();
+    for (unsigned i = 0; cpu >= 0 && i < n; i++) {
+        struct mvx__worker *w = rt->workers[i];
+        if (atomic_load_explicit(&w->park_cpu, mvx__relaxed) == cpu &&
+            now - atomic_load_explicit(&w->parked_at, mvx__relaxed) >= MVX__WAKE_NEAR_AFTER_NS &&
+            try_claim(w, now))
+            return true;
+    }
     unsigned start = atomic_fetch_add_explicit(&rotor, 1, mvx__relaxed);
     for (unsigned i = 0; i < n; i++) {
-        struct mvx__worker *w = rt->workers[(start + i) % n];
-        uint32_t expected = MVX__SLEEPING;
-        if (atomic_load_explicit(&w->sleep, mvx__relaxed) != MVX__SLEEPING)
-            continue;
-        /* Before the claim, so that the sleeper's acquire of WOKEN sees it (a loser's later
-         * store only makes the time a little late). */
-        atomic_store_explicit(&w->woken_at, mvx__now_ns(), mvx__relaxed);
-        if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
-                                                    mvx__relaxed)) {
-            mvx__futex_wake(&w->sleep, 1);
+        if (try_claim(rt->workers[(start + i) % n], now))
             return true;
-        }
     }
     return false;
 }
@@ -217,6 +247,8 @@ void mvx__idle_sleep(struct mvx__worker *w)
         back_off_if_futile(w, since);
         return;
     }
+    atomic_store_explicit(&w->park_cpu, sched_getcpu(), mvx__relaxed);
+    atomic_store_explicit(&w->parked_at, mvx__now_ns(), mvx__relaxed);
     atomic_store_explicit(&w->sleep, MVX__SLEEPING, mvx__seq_cst);
     uint32_t dec = UNPARKED_ONE + (w->searching ? 1 : 0);
     atomic_fetch_sub_explicit(&rt->idle, dec, mvx__seq_cst);
@@ -262,12 +294,7 @@ void mvx__idle_wake_worker(struct mvx__worker *w)
         return;
     /* As mvx__idle_notify: count the sleeper awake and searching first, then claim it. */
     atomic_fetch_add_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst);
-    atomic_store_explicit(&w->woken_at, mvx__now_ns(), mvx__relaxed); /* as claim_sleeper */
-    uint32_t expected = MVX__SLEEPING;
-    if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__WOKEN, mvx__seq_cst,
-                                                mvx__relaxed)) {
-        mvx__futex_wake(&w->sleep, 1);
+    if (try_claim(w, mvx__now_ns()))
         return;
-    }
     atomic_fetch_sub_explicit(&rt->idle, UNPARKED_ONE + 1, mvx__seq_cst); /* it woke by itself */
 }

@@ -41,6 +41,11 @@ struct mvx__worker {
     _Atomic(_Atomic uint32_t *) role;
     struct mvx__task *running; /* the task run() is polling (owner only) */
     _Alignas(MVX_CACHE_LINE) _Atomic uint32_t sleep;
+    /* Where and when it last went to sleep, written before it publishes SLEEPING: hints for a
+     * notifier choosing whom to wake (idle.c), so relaxed, and a stale value only costs that
+     * wake its placement. */
+    _Atomic int park_cpu;
+    _Atomic int64_t parked_at;
     /* When a notifier claimed this sleeper (its clock), written before the claim: how long
      * after the worker went idle its work came, so that it learns whether to spin. */
     _Atomic int64_t woken_at;

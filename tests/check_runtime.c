@@ -468,6 +468,131 @@ END_TEST
 
 /* ---- block_on ---- */
 
+/* ---- whom an outside spawn wakes (idle.c) ---- */
+
+/* The first two CPUs this thread may run on; false where there are fewer. */
+static bool two_cpus(int cpu[2])
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return false;
+    int found = 0;
+    for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &set))
+            cpu[found++] = c;
+    return found == 2;
+}
+static bool pin_this_thread(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0 && sched_getcpu() == cpu;
+}
+struct pinned_workers {
+    int cpu[2];
+    atomic_int started, pinned;
+};
+static void pin_worker(void *data, unsigned index)
+{
+    struct pinned_workers *p = data;
+    if (pin_this_thread(p->cpu[index]))
+        atomic_fetch_add(&p->pinned, 1);
+    atomic_fetch_add(&p->started, 1);
+}
+static int cpu_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)state;
+    (void)cx;
+    *(int *)output = sched_getcpu();
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable cpu_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = cpu_poll,
+    .output_size = sizeof(int),
+    .output_align = _Alignof(int),
+};
+static uint64_t parks_of_both(mvx_runtime *rt)
+{
+    uint64_t n = 0;
+    for (unsigned w = 0; w < 2; w++) {
+        mvx_worker_stats st = {.size = sizeof st};
+        ck_assert_int_eq(mvx_runtime_worker_stats(rt, w, &st), 0);
+        n += st.parks;
+    }
+    return n;
+}
+struct near_wake_run {
+    struct pinned_workers workers;
+    int mismatches, rounds;
+    bool skipped;
+};
+/* On a thread of its own, as it pins itself. */
+static void *spawn_from_either_cpu(void *arg)
+{
+    struct near_wake_run *run = arg;
+    struct pinned_workers *p = &run->workers;
+    mvx_runtime_config cfg;
+    mvx_runtime_config_init(&cfg, sizeof cfg);
+    cfg.worker_threads = 2;
+    cfg.spin_ns = 0; /* a worker with nothing to do parks at once */
+    cfg.on_thread_start = pin_worker;
+    cfg.hook_data = p;
+    mvx_runtime *rt;
+    ck_assert_int_eq(mvx_runtime_new(&cfg, &rt), 0);
+    wait_until_int(&p->started, 2, 30 * SEC);
+    run->skipped = atomic_load(&p->pinned) != 2 || !pin_this_thread(p->cpu[0]);
+    /* Both workers start by parking, and each round's worker parks again after its task. */
+    uint64_t parked = 2;
+    /* Which CPU spawns, round by round: an irregular order, so that no rotation matches it. */
+    const unsigned order = 0xb38du;
+    for (int round = 0; !run->skipped && round < 16; round++) {
+        int cpu = p->cpu[(order >> round) & 1];
+        ck_assert(pin_this_thread(cpu));
+        for (int waited = 0; parks_of_both(rt) < parked; waited++) {
+            ck_assert_msg(waited < 10000, "the workers did not park within 10 s");
+            usleep(1000);
+        }
+        usleep(1000); /* both have slept far longer than MVX__WAKE_NEAR_AFTER_NS */
+        mvx_join_handle *jh;
+        ck_assert_int_eq(mvx_spawn(rt, &cpu_vt, NULL, &jh), 0);
+        ck_assert_int_eq(mvx_join_wait(jh, 30 * SEC), 0);
+        int ran_on = -1;
+        ck_assert_int_eq(mvx_join_take(jh, &ran_on, sizeof ran_on, NULL), 0);
+        mvx_join_release(jh);
+        run->mismatches += ran_on != cpu;
+        run->rounds++;
+        parked++;
+    }
+    ck_assert_int_eq(mvx_runtime_release(rt), 0);
+    return NULL;
+}
+
+/* A thread outside the runtime that spawns after the workers have slept a while wakes the one
+ * that sleeps on its own CPU: the kernel wakes a thread where it last ran, and the spawner's CPU
+ * is the one about to be free (docs/scheduler.md). With the workers pinned one per CPU, the task
+ * runs on the spawner's CPU every time; waking in turns would miss about half the rounds. */
+START_TEST(an_outside_spawn_wakes_the_worker_asleep_on_its_cpu)
+{
+    struct near_wake_run run = {0};
+    if (!two_cpus(run.workers.cpu)) {
+        fprintf(stderr, "skipped: fewer than 2 CPUs to pin workers to\n");
+        return;
+    }
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, spawn_from_either_cpu, &run), 0);
+    pthread_join(th, NULL);
+    if (run.skipped) {
+        fprintf(stderr, "skipped: threads cannot be pinned to CPUs %d and %d here\n",
+                run.workers.cpu[0], run.workers.cpu[1]);
+        return;
+    }
+    ck_assert_int_eq(run.rounds, 16);
+    ck_assert_int_eq(run.mismatches, 0);
+}
+END_TEST
+
 START_TEST(block_on_runs_a_task_on_the_calling_thread)
 {
     mvx_runtime *rt = new_runtime(2);
@@ -1118,6 +1243,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, spin_ns_zero_never_spins);
     tcase_add_test(tc, fixed_spin_and_old_config_size_park_when_idle);
     tcase_add_test(tc, stats_of_the_first_release_size_are_filled_without_the_spin_counters);
+    tcase_add_test(tc, an_outside_spawn_wakes_the_worker_asleep_on_its_cpu);
     tcase_add_test(tc, block_on_runs_a_task_on_the_calling_thread);
     tcase_add_test(tc, block_on_awaits_tasks_running_on_the_workers);
     tcase_add_test(tc, block_on_reports_a_failure);
