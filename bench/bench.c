@@ -165,6 +165,8 @@ static const mvx_task_vtable countdown_vt = {
 /* ------------------------------------------------------------------------------------------- */
 /* spawn_many_local: 10,000 spawns from the thread driving block_on                            */
 
+static void print_stats(mvx_runtime *rt);
+
 struct local_ctx {
     mvx_runtime *rt;
     struct countdown c;
@@ -197,6 +199,8 @@ static void spawn_many_local(void)
     struct local_ctx l = {.rt = new_runtime()};
     sem_init(&l.c.done, 0, 0);
     bench("spawn_many_local", NUM_SPAWN, spawn_many_local_iter, &l);
+    if (getenv("MVX_BENCH_STATS"))
+        print_stats(l.rt);
     mvx_runtime_release(l.rt);
     sem_destroy(&l.c.done);
 }
