@@ -154,7 +154,13 @@ struct mvx__task *mvx__heap_alloc(struct mvx__heap *h, int cls)
     if (MVX_UNLIKELY(!t) && atomic_load_explicit(&h->remote[cls], mvx__relaxed))
         t = atomic_exchange_explicit(&h->remote[cls], NULL, mvx__acquire); /* all of them */
     if (MVX_LIKELY(t != NULL)) {
-        h->free[cls] = atomic_load_explicit(&t->next, mvx__relaxed);
+        struct mvx__task *next = atomic_load_explicit(&t->next, mvx__relaxed);
+        h->free[cls] = next;
+        /* The list is a chain through the slots, most of them last written by another core (a
+         * remote free): fetching the next one now, for writing, overlaps its cache miss with
+         * this task's spawn instead of stalling the next allocation on it. */
+        if (next)
+            __builtin_prefetch(next, 1, 3);
         return t;
     }
     struct mvx__page *page = h->carve[cls];
@@ -170,20 +176,71 @@ struct mvx__task *mvx__heap_alloc(struct mvx__heap *h, int cls)
     return t;
 }
 
+/* Pushes the chain first..last of n slots of class cls onto h's remote stack: one CAS. A closed
+ * heap's slots are references on the arena instead (mvx__heap_close). */
+static void push_remote(struct mvx__heap *h, int cls, struct mvx__task *first,
+                        struct mvx__task *last, unsigned n)
+{
+    struct mvx__task *_Atomic *stack = &h->remote[cls];
+    struct mvx__task *head = atomic_load_explicit(stack, mvx__relaxed);
+    do {
+        if (head == CLOSED) {
+            struct mvx__arena *arena = h->arena;
+            if (atomic_fetch_sub_explicit(&arena->refs, n, mvx__acq_rel) == n)
+                arena->destroy(arena);
+            return;
+        }
+        atomic_store_explicit(&last->next, head, mvx__relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(stack, &head, first, mvx__release,
+                                                    mvx__relaxed));
+}
+
+/* A worker's remote frees, gathered per heap and class and pushed REMOTE_BATCH at a time: the
+ * stack's cache line is written by every worker that frees into the heap and by its owner, so
+ * one CAS per slot is one transfer of that line between cores per task (a spawn from outside
+ * is freed on a worker, always remotely). The chain is pushed when full, when a free goes to
+ * another heap or class, and when the worker runs out of work (mvx__slot_flush_remote). Its
+ * slots are free (state 0) to the arena's walk; a heap closed meanwhile counts them as live,
+ * and the push that finds it closed gives their references back. */
+#define REMOTE_BATCH 32
+
+static MVX_TLS struct {
+    struct mvx__heap *heap;
+    int cls;
+    unsigned n;
+    struct mvx__task *first, *last;
+} tl_batch;
+
+void mvx__slot_flush_remote(void)
+{
+    if (tl_batch.n) {
+        push_remote(tl_batch.heap, tl_batch.cls, tl_batch.first, tl_batch.last, tl_batch.n);
+        tl_batch.n = 0;
+    }
+}
+
 void mvx__slot_free_remote(struct mvx__task *t)
 {
     struct mvx__page *page = page_of(t);
     struct mvx__heap *h = page->heap;
-    struct mvx__task *_Atomic *stack = &h->remote[page->cls];
+    int cls = page->cls;
     atomic_store_explicit(&t->state, 0, mvx__relaxed);
-    struct mvx__task *head = atomic_load_explicit(stack, mvx__relaxed);
-    do {
-        if (head == CLOSED) {
-            mvx__arena_unref(h->arena);
-            return;
-        }
-        atomic_store_explicit(&t->next, head, mvx__relaxed);
-    } while (!atomic_compare_exchange_weak_explicit(stack, &head, t, mvx__release, mvx__relaxed));
+    if (!mvx__tl_heap) { /* not a worker: nothing would flush a batch */
+        push_remote(h, cls, t, t, 1);
+        return;
+    }
+    if (tl_batch.n && (tl_batch.heap != h || tl_batch.cls != cls))
+        mvx__slot_flush_remote();
+    if (tl_batch.n == 0) {
+        tl_batch.heap = h;
+        tl_batch.cls = cls;
+        tl_batch.last = t;
+        tl_batch.first = NULL;
+    }
+    atomic_store_explicit(&t->next, tl_batch.first, mvx__relaxed);
+    tl_batch.first = t;
+    if (++tl_batch.n == REMOTE_BATCH)
+        mvx__slot_flush_remote();
 }
 
 /* ---- closing and lifetime ---- */

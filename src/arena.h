@@ -13,7 +13,8 @@
  *          plus per class `remote`, a lock-free stack where other threads push the slots they
  *          free; taken whole when the free list runs dry, it is a free list as it stands
  *
- * Allocation and owner frees take no atomic operation; a free from another thread is one CAS.
+ * Allocation and owner frees take no atomic operation; a free from another thread is one CAS (on
+ * a worker, one per 32 such frees).
  *
  * Lifetime: a runtime's memory must outlive every task reference (wakers, join handles). A heap
  * is closed by its last owner (a worker when it exits, mvx_runtime_release for outside heaps):
@@ -109,8 +110,12 @@ static inline struct mvx__page *mvx__page_of(const void *p)
     return (struct mvx__page *)((uintptr_t)p & ~(uintptr_t)(MVX__PAGE_SIZE - 1));
 }
 
-/* Returns a slot to another thread's heap: one CAS onto its remote stack. */
+/* Returns a slot to another thread's heap: one CAS onto its remote stack, or, on a worker
+ * thread, onto a chain that is pushed with one CAS per REMOTE_BATCH slots (arena.c). */
 void mvx__slot_free_remote(struct mvx__task *slot);
+/* Pushes the calling thread's gathered remote frees. A worker calls it when it runs out of work,
+ * before it stops being one, and before it blocks in place. */
+void mvx__slot_flush_remote(void);
 
 /* Closes a heap whose owner is gone: its still-live slots become references on the arena, each
  * released by the free that finds the heap closed. The caller must hold its own reference. */

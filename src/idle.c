@@ -240,6 +240,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
     struct mvx_runtime *rt = w->rt;
     if (mvx__timer_fire_due(w))
         return; /* timers woke tasks onto this worker */
+    mvx__slot_flush_remote(); /* the slots' owners may be allocating */
     int64_t since = mvx__now_ns();
     bool spun;
     if (spin_for_work(w, since, &spun)) {

@@ -123,6 +123,7 @@ MVX_EXTERN int mvx_block_in_place(void (*fn)(void *arg), void *arg)
 
     struct mvx__heap *heap = mvx__tl_heap;
     struct mvx_runtime *outer_blocking = mvx__tl_blocking_rt;
+    mvx__slot_flush_remote(); /* fn may block for long */
     mvx__tl_worker = NULL;
     mvx__tl_heap = NULL; /* the substitute owns w->heap now: our frees into it are remote */
     mvx__tl_blocking_rt = rt; /* mvx_runtime_current(), and no shutdown from here (EDEADLK) */

@@ -292,6 +292,7 @@ void *mvx__worker_main(void *arg)
         rt->on_thread_start(rt->hook_data, w->index);
     work(w);
     drain(w);
+    mvx__slot_flush_remote();
     if (rt->on_thread_stop)
         rt->on_thread_stop(rt->hook_data, w->index);
     mvx__tl_worker = NULL;
@@ -312,6 +313,7 @@ void mvx__worker_substitute(struct mvx__worker *w, _Atomic uint32_t *role)
     mvx__tl_heap = w->heap;
     atomic_store_explicit(&w->role, role, mvx__seq_cst);
     work(w);
+    mvx__slot_flush_remote(); /* this thread may idle in the blocking pool for long */
     /* The blocked thread resumes in the middle of a poll, where a worker is not searching. */
     if (w->searching)
         stop_searching(w);
