@@ -185,9 +185,7 @@ static void push_remote(struct mvx__heap *h, int cls, struct mvx__task *first,
     struct mvx__task *head = atomic_load_explicit(stack, mvx__relaxed);
     do {
         if (head == CLOSED) {
-            struct mvx__arena *arena = h->arena;
-            if (atomic_fetch_sub_explicit(&arena->refs, n, mvx__acq_rel) == n)
-                arena->destroy(arena);
+            mvx__arena_unref_n(h->arena, n);
             return;
         }
         atomic_store_explicit(&last->next, head, mvx__relaxed);
@@ -279,10 +277,15 @@ void mvx__arena_close_outside_heaps(struct mvx__arena *arena)
     pthread_mutex_unlock(&arena->lock);
 }
 
+void mvx__arena_unref_n(struct mvx__arena *arena, int64_t n)
+{
+    if (atomic_fetch_sub_explicit(&arena->refs, n, mvx__acq_rel) == n)
+        arena->destroy(arena);
+}
+
 void mvx__arena_unref(struct mvx__arena *arena)
 {
-    if (atomic_fetch_sub_explicit(&arena->refs, 1, mvx__acq_rel) == 1)
-        arena->destroy(arena);
+    mvx__arena_unref_n(arena, 1);
 }
 
 /* ---- the walk ---- */

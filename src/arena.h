@@ -123,8 +123,9 @@ void mvx__heap_close(struct mvx__heap *heap);
 /* Closes every heap in the pool or leased to outside threads: mvx_runtime_release. Removes the
  * arena from the thread-cache registry first. */
 void mvx__arena_close_outside_heaps(struct mvx__arena *arena);
-/* Drops one reference on the arena; destroys it at zero. */
+/* Drops one reference (n references) on the arena; destroys it at zero. */
 void mvx__arena_unref(struct mvx__arena *arena);
+void mvx__arena_unref_n(struct mvx__arena *arena, int64_t n);
 
 /* Calls visit(slot, arg) for every slot whose state word is not 0, in every assigned page.
  * Slots may be allocated and freed meanwhile: visit must use atomic operations on the state. */
