@@ -141,9 +141,11 @@ static const mvx_task_vtable empty_vt = {
 };
 
 /* A shared countdown: the task that brings it to zero posts the semaphore. */
+/* `left` has a cache line to itself: every task writes it, and a spawner reading a neighbour
+ * (its runtime pointer, say) would miss on each spawn; the peers' counters are apart too. */
 struct countdown {
-    atomic_int left;
-    sem_t done;
+    _Alignas(64) atomic_int left;
+    _Alignas(64) sem_t done;
 };
 static void countdown_hit(struct countdown *c)
 {
