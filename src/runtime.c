@@ -172,6 +172,7 @@ MVX_EXTERN int mvx_runtime_new(const mvx_runtime_config *config, mvx_runtime **o
         w->rng = 0x9e3779b9u * (i + 1);
         mvx__deque_init(&w->deque);
         mvx__wheel_init(&w->wheel, w);
+        w->timer_left = w->timer_every = MVX__TIMER_CHECK_MAX; /* before any thread runs w */
         atomic_init(&w->sleep, MVX__AWAKE);
         w->spin.budget_ns = MVX__SPIN_MAX_NS;
         if (!(w->heap = mvx__heap_new(&rt->arena)))

@@ -385,7 +385,8 @@ int64_t mvx__timer_park_deadline(struct mvx__worker *w)
     return deadline;
 }
 
-bool mvx__timer_fire_due(struct mvx__worker *w)
+/* Fires what is due at now (0: read the clock, only if anything could be due). */
+static bool fire_due(struct mvx__worker *w, int64_t now)
 {
     struct mvx_runtime *rt = w->rt;
     int64_t first = atomic_load_explicit(&w->wheel.next_fire, mvx__relaxed);
@@ -396,7 +397,8 @@ bool mvx__timer_fire_due(struct mvx__worker *w)
     }
     if (first == INT64_MAX)
         return false;
-    int64_t now = mvx__now_ns();
+    if (!now)
+        now = mvx__now_ns();
     if (now < first)
         return false;
     unsigned fired = 0;
@@ -415,6 +417,39 @@ bool mvx__timer_fire_due(struct mvx__worker *w)
         }
     }
     return fired > 0;
+}
+
+bool mvx__timer_fire_due(struct mvx__worker *w)
+{
+    return fire_due(w, 0);
+}
+
+/* A busy worker looks at the clock for due timers between polls, about every
+ * MVX__TIMER_CHECK_NS of running, whatever its tasks do: the number of polls between two looks
+ * halves when the last gap was longer than that and grows by one (to MVX__TIMER_CHECK_MAX) when
+ * it was under half, so long polls get a look after each and short ones share one clock read
+ * among 16. A fixed 16 polls made a timer wait that long on top of its tick: with 10 us polls,
+ * 160 us (timer_busy_lateness, docs/timers.md). The gap, not the mean poll: one long poll in
+ * a run of short ones delays the look as much as many long ones. Only while the wheel holds
+ * timers; an empty wheel costs the countdown. */
+void mvx__timer_check(struct mvx__worker *w)
+{
+    if (atomic_load_explicit(&w->wheel.next_fire, mvx__relaxed) == INT64_MAX) {
+        w->timer_left = w->timer_every = MVX__TIMER_CHECK_MAX;
+        w->timer_checked_at = 0; /* the next look has no gap to learn from */
+        return;
+    }
+    int64_t now = mvx__now_ns();
+    if (w->timer_checked_at) {
+        int64_t gap = now - w->timer_checked_at;
+        if (gap > MVX__TIMER_CHECK_NS)
+            w->timer_every = (w->timer_every + 1) / 2;
+        else if (gap < MVX__TIMER_CHECK_NS / 2 && w->timer_every < MVX__TIMER_CHECK_MAX)
+            w->timer_every++;
+    }
+    w->timer_left = w->timer_every;
+    w->timer_checked_at = now;
+    fire_due(w, now);
 }
 
 /* ---- the public timer ---- */

@@ -25,6 +25,9 @@
 
 #include "common.h"
 
+#define MVX__TIMER_CHECK_NS  10000 /* a busy worker's looks for due timers, at most apart */
+#define MVX__TIMER_CHECK_MAX 16    /* polls between them at most */
+
 #define MVX__WHEEL_LEVELS   7
 #define MVX__WHEEL_L0_SLOTS 2048 /* level 0: one tick each, a ring over two blocks */
 #define MVX__WHEEL_SLOTS    64   /* each level above */
@@ -78,12 +81,13 @@ void mvx__wheel_init(struct mvx__wheel *wheel, struct mvx__worker *owner);
 bool mvx__timer_fire_due(struct mvx__worker *w);
 int64_t mvx__timer_park_deadline(struct mvx__worker *w);
 
-/* Between polls: fires due timers every few ticks, one clock read, only while timers exist. */
-static inline void mvx__timer_tick(struct mvx__wheel *wheel, struct mvx__worker *w, uint32_t tick)
+/* Between polls, the run loop's look at the clock: see mvx__timer_check. The countdown lives in
+ * the worker (owner-only), not in the wheel, whose line peers read. */
+void mvx__timer_check(struct mvx__worker *w);
+static inline void mvx__timer_tick(uint32_t *timer_left, struct mvx__worker *w)
 {
-    if (MVX_UNLIKELY((tick & 15) == 0) &&
-        atomic_load_explicit(&wheel->next_fire, mvx__relaxed) != INT64_MAX)
-        mvx__timer_fire_due(w);
+    if (MVX_UNLIKELY(--*timer_left == 0))
+        mvx__timer_check(w);
 }
 
 #endif

@@ -267,7 +267,7 @@ static void work(struct mvx__worker *w)
         if (w->searching)
             stop_searching(w);
         run(w, t);
-        mvx__timer_tick(&w->wheel, w, w->tick);
+        mvx__timer_tick(&w->timer_left, w);
     }
 }
 

@@ -661,6 +661,101 @@ START_TEST(a_timer_waiting_above_level_0_fires_before_a_later_one_in_it)
 }
 END_TEST
 
+/* ---- a busy worker looks at its timers after each long poll ---- */
+
+/* A task that busy-waits 50 us per poll and yields, so its worker never idles: only the run
+ * loop's look between polls can fire that worker's timers. It numbers its polls and notes the
+ * first one to end once `due` (the start of a watched timer's tick) has passed. */
+struct long_polls {
+    atomic_bool stop;
+    atomic_int polls;
+    _Atomic int64_t due;
+    atomic_int first_late; /* the number of the first poll that ended at or after due */
+    atomic_int at_fire;    /* polls when the watched timer fired */
+};
+static int long_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct long_polls *lp = *(struct long_polls **)state;
+    int64_t end = mvx_now() + 50000;
+    while (mvx_now() < end)
+        ;
+    int n = atomic_fetch_add(&lp->polls, 1) + 1;
+    int64_t due = atomic_load(&lp->due);
+    if (due && mvx_now() >= due && atomic_load(&lp->first_late) == 0)
+        atomic_store(&lp->first_late, n);
+    if (atomic_load(&lp->stop))
+        return MVX_POLL_READY;
+    mvx_waker_wake_by_ref(mvx_context_waker(cx));
+    return MVX_POLL_PENDING;
+}
+static const mvx_task_vtable long_poll_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = long_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+};
+static struct long_polls *g_long_polls;
+static void at_fire_wake_by_ref(void *d)
+{
+    (void)d;
+    atomic_store(&g_long_polls->at_fire, atomic_load(&g_long_polls->polls));
+}
+static void *at_fire_clone(void *d)
+{
+    return d;
+}
+static void at_fire_drop(void *d)
+{
+    (void)d;
+}
+static const mvx_waker_vtable at_fire_waker_vt = {
+    sizeof(mvx_waker_vtable), at_fire_clone, at_fire_wake_by_ref, at_fire_wake_by_ref,
+    at_fire_drop,
+};
+
+/* Counted in polls, not timed: a timer due while its worker runs 50 us polls fires after the
+ * poll during which it became due, not up to 16 polls later (the fixed interval the look had:
+ * 0.8 ms late here, on top of the tick). A long timer keeps the wheel non-empty, so the worker
+ * has learnt its polls' length before the watched timers are armed; four of them, each 10 ms
+ * ahead: with a look every 16 polls, all four within 3 polls of due has odds of (3/16)^4. */
+START_TEST(a_busy_worker_fires_a_due_timer_after_the_poll_it_became_due_in)
+{
+    mvx_runtime *one = new_runtime(1);
+    struct long_polls lp = {0};
+    g_long_polls = &lp;
+    struct long_polls *lpp = &lp;
+    mvx_join_handle *busy;
+    ck_assert_int_eq(mvx_spawn(one, &long_poll_vt, &lpp, &busy), 0);
+    mvx_timer keeper, watched;
+    ck_assert_int_eq(mvx_timer_init(&keeper, one), 0);
+    ck_assert_int_eq(mvx_timer_init(&watched, one), 0);
+    mvx_waker none = {&at_fire_waker_vt, NULL};
+    ck_assert_int_eq(mvx_timer_arm(&keeper, mvx_now() + 3600 * SEC, &none), MVX_EAGAIN);
+    wait_int_at_least(&lp.polls, 100);
+    const int64_t tick = (int64_t)1 << 17; /* the wheel's tick, docs/timers.md */
+    for (int i = 0; i < 4; i++) {
+        atomic_store(&lp.first_late, 0);
+        atomic_store(&lp.at_fire, 0);
+        int64_t deadline = mvx_now() + 10 * MS;
+        atomic_store(&lp.due, (deadline + tick - 1) / tick * tick);
+        ck_assert_int_eq(mvx_timer_arm(&watched, deadline, &none), MVX_EAGAIN);
+        wait_int_at_least(&lp.at_fire, 1);
+        int first_late = atomic_load(&lp.first_late), at_fire = atomic_load(&lp.at_fire);
+        ck_assert_msg(first_late > 0 && at_fire - first_late <= 2,
+                      "timer %d fired %d polls after the first one to end after it was due", i,
+                      at_fire - first_late + 1);
+    }
+    ck_assert_int_eq(mvx_timer_cancel(&keeper), 1);
+    atomic_store(&lp.stop, true);
+    ck_assert_int_eq(mvx_join_wait(busy, MVX_TIMEOUT_INFINITE), 0);
+    mvx_join_release(busy);
+    mvx_timer_fini(&keeper);
+    mvx_timer_fini(&watched);
+    ck_assert_int_eq(mvx_runtime_release(one), 0);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 START_TEST(bad_arguments_are_einval)
@@ -705,6 +800,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, a_million_armed_then_cancelled_leaks_nothing);
     tcase_add_test(tc, deadlines_at_every_wheel_level_far_past_and_now);
     tcase_add_test(tc, a_timer_waiting_above_level_0_fires_before_a_later_one_in_it);
+    tcase_add_test(tc, a_busy_worker_fires_a_due_timer_after_the_poll_it_became_due_in);
     tcase_add_test(tc, bad_arguments_are_einval);
     suite_add_tcase(s, tc);
     return s;
