@@ -241,6 +241,7 @@ void mvx__idle_sleep(struct mvx__worker *w)
     if (mvx__timer_fire_due(w))
         return; /* timers woke tasks onto this worker */
     mvx__slot_flush_remote(); /* the slots' owners may be allocating */
+    w->timer_checked_at = 0; /* idle time is no poll's: mvx__timer_check learns from polls */
     int64_t since = mvx__now_ns();
     bool spun;
     if (spin_for_work(w, since, &spun)) {
