@@ -126,6 +126,7 @@ void mvx__wheel_init(struct mvx__wheel *wh, struct mvx__worker *owner)
     memset(wh, 0, sizeof *wh);
     wh->owner = owner;
     wh->elapsed = (uint64_t)mvx__now_ns() >> TICK_SHIFT;
+    atomic_init(&wh->near_min, INT64_MAX);
     atomic_init(&wh->next_fire, INT64_MAX);
 }
 
@@ -268,6 +269,9 @@ static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_
         wh->slot_due[i] = when;
     wh->occupied[i / 64] |= bit;
     wh->count++;
+    if (l == 0 && when == wh->near_tick &&
+        t->deadline < atomic_load_explicit(&wh->near_min, mvx__relaxed))
+        atomic_store_explicit(&wh->near_min, t->deadline, mvx__relaxed);
     return ns_of_tick(wh->slot_due[i]);
 }
 
@@ -284,6 +288,19 @@ static void precascade(struct mvx__wheel *wh, uint64_t now_tick)
         wheel_unlink(wh, t);
         wheel_insert(wh, t, tick_of(t->deadline)); /* its block is the next: level 0 */
     }
+}
+
+/* A fired timer (unlinked): its waker, moved out, and LINKED cleared. */
+static mvx_waker take_waker(struct mvx__timer *t)
+{
+    mvx_waker waker = t->waker;
+    t->waker.vtable = NULL;
+    t->waker.data = NULL;
+    /* Release: the user who sees LINKED clear may touch the waker field. */
+    atomic_store_explicit(&t->home,
+                          atomic_load_explicit(&t->home, mvx__relaxed) & ~MVX__TIMER_LINKED,
+                          mvx__release);
+    return waker;
 }
 
 static void flush(mvx_waker *batch, unsigned n)
@@ -316,14 +333,7 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
                 wheel_insert(wh, t, tick_of(t->deadline)); /* a lower level: later than now */
                 continue;
             }
-            batch[n++] = t->waker;
-            t->waker.vtable = NULL;
-            t->waker.data = NULL;
-            /* Release: the user who sees LINKED clear may touch the waker field. */
-            atomic_store_explicit(&t->home,
-                                  atomic_load_explicit(&t->home, mvx__relaxed) &
-                                      ~MVX__TIMER_LINKED,
-                                  mvx__release);
+            batch[n++] = take_waker(t);
             fired++;
             if (n == FIRE_BATCH) {
                 /* Wake outside the lock: a wake can run a drop callback that frees a timer. */
@@ -346,6 +356,39 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
         wheel_lock(wh);
     }
     return fired;
+}
+
+/* A busy owner's look within the current tick: the slot of the tick after now's (its start is
+ * still ahead, so wheel_process leaves it) holds timers whose deadlines may have passed already;
+ * fires those, at most FIRE_BATCH into batch, and returns the count. A wheel fires a slot once
+ * its tick starts, so a timer waits up to a tick (131 us) past its deadline, half of one on
+ * average: that is the price of a parked worker waking once per slot, not per deadline, but a
+ * worker that is awake anyway and looks at the clock every few microseconds (mvx__timer_check)
+ * can fire each timer at its deadline. near_min keeps the slot from being walked at every look:
+ * it is walked when the tick changes, and again only once its earliest deadline has passed. The
+ * lock is held; only the owner calls it. */
+static unsigned fire_near(struct mvx__wheel *wh, int64_t now, mvx_waker *batch)
+{
+    if (wh->processing)
+        return 0;
+    uint64_t tick = ((uint64_t)now >> TICK_SHIFT) + 1;
+    unsigned i = level_base(0) + (unsigned)((tick >> level_shift(0)) & (level_slots(0) - 1));
+    int64_t min = INT64_MAX;
+    unsigned n = 0;
+    wh->near_tick = tick;
+    for (struct mvx__timer *t = wh->slots[i], *next; t; t = next) {
+        next = t->next;
+        if (t->deadline > now || n == FIRE_BATCH) {
+            min = t->deadline < min ? t->deadline : min;
+            continue;
+        }
+        wheel_unlink(wh, t);
+        batch[n++] = take_waker(t);
+    }
+    atomic_store_explicit(&wh->near_min, min, mvx__relaxed);
+    if (n)
+        publish_next(wh);
+    return n;
 }
 
 /* ---- the park path ---- */
@@ -450,6 +493,15 @@ void mvx__timer_check(struct mvx__worker *w)
     w->timer_left = w->timer_every;
     w->timer_checked_at = now;
     fire_due(w, now);
+    struct mvx__wheel *wh = &w->wheel;
+    if (wh->near_tick == ((uint64_t)now >> TICK_SHIFT) + 1 &&
+        atomic_load_explicit(&wh->near_min, mvx__relaxed) > now)
+        return; /* nothing in the current tick is due yet: no lock */
+    mvx_waker batch[FIRE_BATCH];
+    wheel_lock(wh);
+    unsigned n = fire_near(wh, now, batch);
+    wheel_unlock(wh);
+    flush(batch, n); /* outside the lock: a wake can run a drop callback that frees a timer */
 }
 
 /* ---- the public timer ---- */

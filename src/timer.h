@@ -55,6 +55,11 @@ struct mvx__wheel {
     bool processing;         /* a thread is firing it (and may have let go of the lock) */
     uint64_t elapsed;        /* ticks: the start of the slot processed last */
     struct mvx__worker *owner;
+    /* The busy owner's look within the current tick (timer.c, fire_near): the tick whose level-0
+     * slot it last looked at, and the earliest deadline in that slot since (INT64_MAX: none;
+     * only ever too early). Under the lock; the owner also reads both without it. */
+    uint64_t near_tick;
+    _Atomic int64_t near_min;
     /* Nanoseconds at which the wheel next needs processing (INT64_MAX: never): its earliest
      * occupied slot is due, or the next block's level-1 slot must be moved down (timer.c,
      * precascade). Read without the lock by the owner's park, the peers covering it and the
