@@ -770,8 +770,9 @@ MVX_EXTERN int mvx_timer_init(mvx_timer *timer, mvx_runtime *rt);
  * deadline has passed: the timer is then not armed and nothing will be woken (poll on: the wait
  * is over). Otherwise returns MVX_EAGAIN: the timer holds a clone of *waker and wakes it (by
  * value, once) at the deadline, never before it, and usually within the wheel's resolution
- * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks. Re-arming replaces the deadline and the waker; re-arming with the same
- * deadline and a waker that will_wake the stored one costs no clone. O(1), no allocation.
+ * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks.
+ * Re-arming replaces the deadline and the waker; re-arming with the same deadline and a waker
+ * that will_wake the stored one costs no clone. O(1), no allocation.
  * MVX_EINVAL (NULLs, uninitialised timer), MVX_ESHUTDOWN (the runtime is shut down: timers no
  * longer fire). From a worker the timer goes to that worker's wheel; from any other thread to
  * one of the runtime's, whose worker is woken if it sleeps past the new deadline. */
