@@ -149,7 +149,6 @@ static struct mvx__task *next_local(struct mvx__worker *w)
 {
     struct mvx__task *t;
     /* A countdown, not a modulo: the interval is a setting, and a division costs more. */
-    ++w->tick;
     if (--w->global_left == 0) {
         w->global_left = w->rt->global_interval;
         if ((t = take_from_global(w)) != NULL)

@@ -19,7 +19,6 @@ struct mvx__worker {
     /* The next task to run: the latest spawned or woken here. Written only by the owner;
      * shutdown takes it from a worker stuck in a long poll, hence atomic (worker.c). */
     struct mvx__task *_Atomic lifo;
-    uint32_t tick;
     uint32_t global_left; /* polls left until the global queue is looked at first */
     /* Polls left until the run loop next reads the clock for due timers, the polls it waits each
      * time, and when it last read it (mvx__timer_check). */
