@@ -360,18 +360,17 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
 
 /* A busy owner's look within the current tick: the slot of the tick after now's (its start is
  * still ahead, so wheel_process leaves it) holds timers whose deadlines may have passed already;
- * fires those, at most FIRE_BATCH into batch, and returns the count. A wheel fires a slot once
+ * fires those (tick: that tick), at most FIRE_BATCH into batch, and returns the count. A wheel fires a slot once
  * its tick starts, so a timer waits up to a tick (131 us) past its deadline, half of one on
  * average: that is the price of a parked worker waking once per slot, not per deadline, but a
  * worker that is awake anyway and looks at the clock every few microseconds (mvx__timer_check)
  * can fire each timer at its deadline. near_min keeps the slot from being walked at every look:
  * it is walked when the tick changes, and again only once its earliest deadline has passed. The
  * lock is held; only the owner calls it. */
-static unsigned fire_near(struct mvx__wheel *wh, int64_t now, mvx_waker *batch)
+static unsigned fire_near(struct mvx__wheel *wh, int64_t now, uint64_t tick, mvx_waker *batch)
 {
     if (wh->processing)
         return 0;
-    uint64_t tick = ((uint64_t)now >> TICK_SHIFT) + 1;
     unsigned i = level_base(0) + (unsigned)((tick >> level_shift(0)) & (level_slots(0) - 1));
     int64_t min = INT64_MAX;
     unsigned n = 0;
@@ -494,12 +493,12 @@ void mvx__timer_check(struct mvx__worker *w)
     w->timer_checked_at = now;
     fire_due(w, now);
     struct mvx__wheel *wh = &w->wheel;
-    if (wh->near_tick == ((uint64_t)now >> TICK_SHIFT) + 1 &&
-        atomic_load_explicit(&wh->near_min, mvx__relaxed) > now)
+    uint64_t tick = ((uint64_t)now >> TICK_SHIFT) + 1; /* the current tick's slot */
+    if (wh->near_tick == tick && atomic_load_explicit(&wh->near_min, mvx__relaxed) > now)
         return; /* nothing in the current tick is due yet: no lock */
     mvx_waker batch[FIRE_BATCH];
     wheel_lock(wh);
-    unsigned n = fire_near(wh, now, batch);
+    unsigned n = fire_near(wh, now, tick, batch);
     wheel_unlock(wh);
     flush(batch, n); /* outside the lock: a wake can run a drop callback that frees a timer */
 }
