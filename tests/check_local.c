@@ -369,6 +369,68 @@ START_TEST(remote_wakes_while_the_owner_drives_lose_nothing)
 }
 END_TEST
 
+/* The owner frees the set while two threads keep waking its idle tasks: each wake that won its
+ * CAS may still be pushing when free looks, so free must wait for those pushes, cancel every task
+ * exactly once and return (a lost push hangs it; a task cancelled twice or never is counted). */
+struct free_hammer {
+    struct mailbox *boxes;
+    int n;
+    atomic_int *arrived; /* a spinning barrier: a futex one releases its threads tens of us apart */
+    atomic_int *freed;
+    int delay; /* spins before the first wake: free meets them at another point each round */
+};
+static void *free_hammer_thread(void *arg)
+{
+    struct free_hammer *h = arg;
+    atomic_fetch_add(h->arrived, 1);
+    while (atomic_load(h->arrived) < 3) {
+    }
+    for (volatile int spin = 0; spin < h->delay; spin++) {
+    }
+    for (int round = 0; round < 50 || !atomic_load(h->freed); round++)
+        for (int i = 0; i < h->n; i++)
+            mailbox_wake_only(&h->boxes[i]);
+    return NULL;
+}
+
+START_TEST(free_while_other_threads_wake_its_tasks_cancels_each_once)
+{
+    enum { N = 16 };
+    int rounds = scaled(500);
+    for (int round = 0; round < rounds; round++) {
+        reset_counters();
+        if (!set)
+            ck_assert_int_eq(mvx_local_set_new(rt, NULL, &set), 0);
+        struct mailbox boxes[N];
+        mvx_join_handle *jh[N];
+        for (int i = 0; i < N; i++) {
+            mailbox_init(&boxes[i]);
+            ck_assert_int_eq(mvx_local_spawn(set, &mailbox_vt, &boxes[i], &jh[i]), 0);
+        }
+        ck_assert_int_eq(mvx_local_set_run_until_idle(set), N); /* each parked, waker stored */
+        atomic_int arrived = 0, freed = 0;
+        struct free_hammer h = {boxes, N, &arrived, &freed, (round % 20) * 50};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&th[i], NULL, free_hammer_thread, &h);
+        atomic_fetch_add(&arrived, 1);
+        while (atomic_load(&arrived) < 3) {
+        }
+        ck_assert_int_eq(mvx_local_set_free(set), 0);
+        set = NULL;
+        atomic_store(&freed, 1);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        ck_assert_int_eq(atomic_load(&g_drops), N);
+        for (int i = 0; i < N; i++) {
+            ck_assert_int_eq(mvx_join_try(jh[i]), MVX_ECANCELLED);
+            mvx_join_release(jh[i]);
+            mailbox_fini(&boxes[i]);
+        }
+    }
+}
+END_TEST
+
 static Suite *local_suite(void)
 {
     Suite *s = suite_create("local");
@@ -387,6 +449,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, free_cancels_queued_and_idle_tasks_and_wakes_waiters);
     tcase_add_test(tc, spawn_after_shutdown_is_eshutdown);
     tcase_add_test(tc, remote_wakes_while_the_owner_drives_lose_nothing);
+    tcase_add_test(tc, free_while_other_threads_wake_its_tasks_cancels_each_once);
     suite_add_tcase(s, tc);
     return s;
 }
