@@ -294,16 +294,22 @@ MVX_EXTERN int mvx_local_set_free(mvx_local_set *set)
     if (tl_running == set)
         return mvx__error(MVX_EPERM, "mvx_local_set_free: called from one of the set's tasks");
     atomic_store_explicit(&set->closed, true, mvx__seq_cst);
-    for (;;) {
+    for (unsigned barren = 0;;) {
         struct mvx__task *t;
-        while ((t = mvx__inject_pop(&set->queue)) != NULL)
+        bool popped = false;
+        while ((t = mvx__inject_pop(&set->queue)) != NULL) {
             mvx__task_cancel_popped(t);
+            popped = true;
+        }
         for (t = set->live; t; t = mvx__task_links(t)->next)
             mvx__task_request_cancel(t); /* idle ones land in our queue */
         if (!set->live && !mvx__inject_maybe_nonempty(&set->queue))
             break;
-        if (!mvx__inject_maybe_nonempty(&set->queue))
-            sched_yield(); /* a waker elsewhere is between its CAS and its push */
+        /* A second pass in a row that took nothing: a waker elsewhere is between its CAS and
+         * its push (or its exchange and its link), and may be off the CPU: let it run. */
+        barren = popped ? 0 : barren + 1;
+        if (barren > 1)
+            sched_yield();
     }
     for (struct mvx_local_set **p = &tl_owned; *p; p = &(*p)->owned_next)
         if (*p == set) {
