@@ -301,8 +301,15 @@ MVX_EXTERN int mvx_local_set_free(mvx_local_set *set)
             mvx__task_cancel_popped(t);
             popped = true;
         }
-        for (t = set->live; t; t = mvx__task_links(t)->next)
+        for (t = set->live; t; t = mvx__task_links(t)->next) {
+            /* The live list holds no reference, so take one: at 0 the thread that dropped the
+             * last is queueing the task for cancel itself (task.c, resurrect_for_cancel) with
+             * plain stores, and a cancel of ours would queue it a second time. */
+            if (!mvx__task_try_ref(t))
+                continue;
             mvx__task_request_cancel(t); /* idle ones land in our queue */
+            mvx__task_ref_dec(t);        /* never the last: a queued task holds the queue's */
+        }
         if (!set->live && !mvx__inject_maybe_nonempty(&set->queue))
             break;
         /* A second pass in a row that took nothing: a waker elsewhere is between its CAS and

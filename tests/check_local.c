@@ -369,12 +369,16 @@ START_TEST(remote_wakes_while_the_owner_drives_lose_nothing)
 }
 END_TEST
 
-/* The owner frees the set while two threads keep waking its idle tasks: each wake that won its
- * CAS may still be pushing when free looks, so free must wait for those pushes, cancel every task
- * exactly once and return (a lost push hangs it; a task cancelled twice or never is counted). */
+/* The owner frees the set while two threads keep waking its idle tasks, or drop their wakers,
+ * the last reference of each. A wake that won its CAS may still be pushing when free looks; a
+ * dropped last reference queues the task for cancel from that thread, while free may be
+ * scheduling it too. Either way free must cancel every task exactly once and return (a lost
+ * push hangs it; a task queued twice is cancelled twice or takes another with it). */
 struct free_hammer {
     struct mailbox *boxes;
     int n;
+    bool drop; /* drop the wakers (each thread its half) instead of waking */
+    int half;
     atomic_int *arrived; /* a spinning barrier: a futex one releases its threads tens of us apart */
     atomic_int *freed;
     int delay; /* spins before the first wake: free meets them at another point each round */
@@ -387,13 +391,21 @@ static void *free_hammer_thread(void *arg)
     }
     for (volatile int spin = 0; spin < h->delay; spin++) {
     }
+    if (h->drop) {
+        for (int i = h->half; i < h->n; i += 2) {
+            pthread_mutex_lock(&h->boxes[i].lock);
+            mvx_waker_drop(&h->boxes[i].waker);
+            pthread_mutex_unlock(&h->boxes[i].lock);
+        }
+        return NULL;
+    }
     for (int round = 0; round < 50 || !atomic_load(h->freed); round++)
         for (int i = 0; i < h->n; i++)
             mailbox_wake_only(&h->boxes[i]);
     return NULL;
 }
 
-START_TEST(free_while_other_threads_wake_its_tasks_cancels_each_once)
+static void free_while_two_threads_hammer(bool drop)
 {
     enum { N = 16 };
     int rounds = scaled(500);
@@ -408,26 +420,47 @@ START_TEST(free_while_other_threads_wake_its_tasks_cancels_each_once)
             ck_assert_int_eq(mvx_local_spawn(set, &mailbox_vt, &boxes[i], &jh[i]), 0);
         }
         ck_assert_int_eq(mvx_local_set_run_until_idle(set), N); /* each parked, waker stored */
+        if (drop)
+            for (int i = 0; i < N; i++) {
+                mvx_join_release(jh[i]); /* the stored waker holds the last reference */
+                jh[i] = NULL;
+            }
         atomic_int arrived = 0, freed = 0;
-        struct free_hammer h = {boxes, N, &arrived, &freed, (round % 20) * 50};
+        struct free_hammer h[2];
         pthread_t th[2];
-        for (int i = 0; i < 2; i++)
-            pthread_create(&th[i], NULL, free_hammer_thread, &h);
+        for (int i = 0; i < 2; i++) {
+            h[i] = (struct free_hammer){boxes, N, drop, i, &arrived, &freed, (round % 20) * 50};
+            pthread_create(&th[i], NULL, free_hammer_thread, &h[i]);
+        }
         atomic_fetch_add(&arrived, 1);
         while (atomic_load(&arrived) < 3) {
         }
         ck_assert_int_eq(mvx_local_set_free(set), 0);
         set = NULL;
+        ck_assert_int_eq(atomic_load(&g_drops), N);
         atomic_store(&freed, 1);
         for (int i = 0; i < 2; i++)
             pthread_join(th[i], NULL);
         ck_assert_int_eq(atomic_load(&g_drops), N);
         for (int i = 0; i < N; i++) {
-            ck_assert_int_eq(mvx_join_try(jh[i]), MVX_ECANCELLED);
-            mvx_join_release(jh[i]);
+            if (jh[i]) {
+                ck_assert_int_eq(mvx_join_try(jh[i]), MVX_ECANCELLED);
+                mvx_join_release(jh[i]);
+            }
             mailbox_fini(&boxes[i]);
         }
     }
+}
+
+START_TEST(free_while_other_threads_wake_its_tasks_cancels_each_once)
+{
+    free_while_two_threads_hammer(false);
+}
+END_TEST
+
+START_TEST(free_while_other_threads_drop_its_tasks_last_wakers_cancels_each_once)
+{
+    free_while_two_threads_hammer(true);
 }
 END_TEST
 
@@ -450,6 +483,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, spawn_after_shutdown_is_eshutdown);
     tcase_add_test(tc, remote_wakes_while_the_owner_drives_lose_nothing);
     tcase_add_test(tc, free_while_other_threads_wake_its_tasks_cancels_each_once);
+    tcase_add_test(tc, free_while_other_threads_drop_its_tasks_last_wakers_cancels_each_once);
     suite_add_tcase(s, tc);
     return s;
 }
