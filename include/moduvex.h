@@ -836,7 +836,9 @@ MVX_EXTERN int mvx_local_set_run_until(mvx_local_set *set, mvx_join_handle *unti
                                        int64_t timeout_ns);
 
 /* Cancels every task of the set (states dropped here, join waiters woken with MVX_ECANCELLED) and
- * frees it. Returns 0, MVX_EINVAL or MVX_EPERM (not the owner thread). Owner thread only. */
+ * frees it. Returns 0, MVX_EINVAL or MVX_EPERM (not the owner thread, or called while one of the
+ * set's tasks runs on this thread: from its poll, or from a set that poll drives; nothing is
+ * freed then). Owner thread only. */
 MVX_EXTERN int mvx_local_set_free(mvx_local_set *set);
 
 #ifdef __cplusplus

@@ -30,7 +30,8 @@ struct mvx_local_set {
     _Atomic uint32_t notified; /* notify already woken since the owner last ran the set */
     _Atomic bool closed;
     mvx_waker notify;
-    struct mvx__task *live;            /* owner only: polled, unfinished tasks */
+    struct mvx__task *live;           /* owner only: polled, unfinished tasks */
+    unsigned driving;                 /* owner only: run_ready frames of this set on its stack */
     struct mvx_local_set *owned_next; /* owner only: the owner thread's list of sets */
 };
 
@@ -174,6 +175,7 @@ static int run_ready(struct mvx_local_set *set)
 {
     struct mvx_local_set *outer = tl_running;
     tl_running = set;
+    set->driving++;
     atomic_store_explicit(&set->notified, 0, mvx__seq_cst);
     int polls = 0;
     struct mvx__task *t;
@@ -184,6 +186,7 @@ static int run_ready(struct mvx_local_set *set)
         if (polls < INT32_MAX)
             polls++;
     }
+    set->driving--;
     tl_running = outer;
     return polls;
 }
@@ -291,8 +294,11 @@ MVX_EXTERN int mvx_local_set_free(mvx_local_set *set)
     int r = check_owner("mvx_local_set_free", set);
     if (r)
         return r;
-    if (tl_running == set)
-        return mvx__error(MVX_EPERM, "mvx_local_set_free: called from one of the set's tasks");
+    /* Not only the innermost set: one of the set's tasks may be running further down this
+     * thread's stack (it drives another set), and the free would wait for it forever. */
+    if (set->driving)
+        return mvx__error(MVX_EPERM, "mvx_local_set_free: called while the set runs a task on "
+                                     "this thread (from the task, or from a set it drives)");
     atomic_store_explicit(&set->closed, true, mvx__seq_cst);
     for (unsigned barren = 0;;) {
         struct mvx__task *t;

@@ -262,6 +262,46 @@ START_TEST(only_the_owner_drives_or_frees_the_set)
 }
 END_TEST
 
+/* A set's task that drives another set, whose task frees the first: the first set's task is
+ * still running below on this thread's stack, so the free could never finish. MVX_EPERM, as
+ * for a free from the set's own task. */
+struct free_outer {
+    mvx_local_set *outer, *inner;
+    int free_result;
+};
+static int free_outer_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct free_outer *f = state;
+    f->free_result = mvx_local_set_free(f->outer);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable free_outer_vt = {.size = sizeof(mvx_task_vtable),
+                                              .poll = free_outer_poll};
+static int drive_inner_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct free_outer *f = state;
+    ck_assert_int_eq(mvx_local_spawn(f->inner, &free_outer_vt, f, NULL), 0);
+    ck_assert_int_eq(mvx_local_set_run_until_idle(f->inner), 1);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable drive_inner_vt = {.size = sizeof(mvx_task_vtable),
+                                               .poll = drive_inner_poll};
+
+START_TEST(free_from_a_set_that_a_task_of_the_set_drives_is_eperm)
+{
+    struct free_outer f = {set, NULL, -1};
+    ck_assert_int_eq(mvx_local_set_new(rt, NULL, &f.inner), 0);
+    ck_assert_int_eq(mvx_local_spawn(set, &drive_inner_vt, &f, NULL), 0);
+    ck_assert_int_eq(mvx_local_set_run_until_idle(set), 1);
+    ck_assert_int_eq(f.free_result, MVX_EPERM);
+    ck_assert_int_eq(mvx_local_set_free(f.inner), 0);
+}
+END_TEST
+
 /* Waiting, while driving one set, for a task of another set of the same owner would wait
  * forever (the owner is busy here): MVX_EDEADLK, as mvx_join_wait answers. */
 START_TEST(run_until_a_task_of_another_set_of_this_thread_is_edeadlk)
@@ -479,6 +519,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, notify_waker_fires_when_a_task_becomes_ready);
     tcase_add_test(tc, only_the_owner_drives_or_frees_the_set);
     tcase_add_test(tc, run_until_a_task_of_another_set_of_this_thread_is_edeadlk);
+    tcase_add_test(tc, free_from_a_set_that_a_task_of_the_set_drives_is_eperm);
     tcase_add_test(tc, free_cancels_queued_and_idle_tasks_and_wakes_waiters);
     tcase_add_test(tc, spawn_after_shutdown_is_eshutdown);
     tcase_add_test(tc, remote_wakes_while_the_owner_drives_lose_nothing);
