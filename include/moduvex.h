@@ -770,7 +770,8 @@ MVX_EXTERN int mvx_timer_init(mvx_timer *timer, mvx_runtime *rt);
  * deadline has passed: the timer is then not armed and nothing will be woken (poll on: the wait
  * is over). Otherwise returns MVX_EAGAIN: the timer holds a clone of *waker and wakes it (by
  * value, once) at the deadline, never before it, and usually within the wheel's resolution
- * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks.
+ * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks, up to
+ * two ticks (262 us) after it while timers due less than 524 us apart keep waking that worker.
  * Re-arming replaces the deadline and the waker; re-arming with the same deadline and a waker
  * that will_wake the stored one costs no clone. O(1), no allocation.
  * MVX_EINVAL (NULLs, uninitialised timer), MVX_ESHUTDOWN (the runtime is shut down: timers no

@@ -227,8 +227,10 @@ static bool park(struct mvx__worker *w)
         if (!mvx__futex_wait(&w->sleep, MVX__SLEEPING, deadline)) {
             uint32_t expected = MVX__SLEEPING;
             if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, MVX__AWAKE,
-                                                        mvx__seq_cst, mvx__seq_cst))
+                                                        mvx__seq_cst, mvx__seq_cst)) {
+                w->timer_woke_at = deadline;
                 return false;
+            }
             /* Claimed just as the deadline passed: woken after all. */
         }
     }

@@ -409,9 +409,25 @@ static bool steal_candidate(struct mvx__worker *w, struct mvx__worker *v, int64_
  * and the worker would loop through futex calls, burning the CPU the peer needs to finish. */
 #define COVER_RETRY_NS 100000
 
+/* Timer slack for a sleeper its timers keep waking: when its next deadline is due within
+ * PARK_SLACK_WITHIN_NS of the one that last ended its sleep, it sleeps to the next multiple of
+ * PARK_GRID_NS (two ticks) instead, so that one wake-up fires two ticks' slots. Timer-dense
+ * loads (every worker woken once per 131 us tick) thus wake their workers half as often, at up
+ * to a tick more lateness; a lone timer, or timers further apart, still wake it at their slot.
+ * See docs/timers.md ("Parking"). */
+#define PARK_GRID_NS         (INT64_C(1) << (TICK_SHIFT + 1))
+#define PARK_SLACK_WITHIN_NS (2 * PARK_GRID_NS)
+
+static int64_t with_slack(const struct mvx__worker *w, int64_t own)
+{
+    if (own > INT64_MAX - PARK_GRID_NS || own - w->timer_woke_at >= PARK_SLACK_WITHIN_NS)
+        return own;
+    return (own + PARK_GRID_NS - 1) & ~(PARK_GRID_NS - 1);
+}
+
 int64_t mvx__timer_park_deadline(struct mvx__worker *w)
 {
-    int64_t own = atomic_load_explicit(&w->wheel.next_fire, mvx__seq_cst);
+    int64_t own = with_slack(w, atomic_load_explicit(&w->wheel.next_fire, mvx__seq_cst));
     int64_t deadline = own;
     struct mvx_runtime *rt = w->rt;
     for (unsigned i = 0; i < rt->nworkers; i++) {

@@ -38,6 +38,9 @@ struct mvx__worker {
      * and its poll count then; a poll since ends the streak. */
     int64_t futile_since;
     uint64_t futile_polls;
+    /* The deadline at which its own timers last ended its sleep (0: never): timer.c coalesces the
+     * sleeps of a worker that they wake often (mvx__timer_park_deadline). */
+    int64_t timer_woke_at;
     struct mvx__spin spin; /* the adaptive spin budget (spin.h) */
     /* While a substitute thread runs this worker for a thread inside mvx_block_in_place: the
      * handoff word it must watch (inplace.c); idle_sleep does not sleep once it says RECLAIM. */

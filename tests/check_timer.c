@@ -758,6 +758,44 @@ START_TEST(a_busy_worker_fires_a_timer_after_the_poll_its_deadline_passed_in)
 }
 END_TEST
 
+/* A parked worker its timers wake once per 131 us tick coalesces them: it sleeps to the next
+ * 262 us boundary and fires two ticks' slots per wake-up (timer.c, with_slack). Counted in parks,
+ * not timed: one sleep due in each of 200 consecutive ticks, all armed before the first is due;
+ * one wake-up per tick would park about 200 times, coalesced about 100. A loaded machine that
+ * wakes the worker late only coalesces more. */
+START_TEST(a_worker_its_timers_wake_every_tick_wakes_once_per_two)
+{
+    enum { N = 200 };
+    const int64_t tick = INT64_C(1) << 17;
+    mvx_runtime *one = new_runtime(1);
+    mvx_join_handle *jh[N];
+    int64_t slow = 1000 / scaled(1000); /* valgrind: 20 */
+    int64_t first = mvx_now() + 50 * MS * slow;
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(mvx_spawn_sleep(one, first + i * tick, &jh[i]), 0);
+    mvx_worker_stats st = {.size = sizeof st};
+    for (int tries = 0;; tries++) { /* each sleep's first poll armed its timer */
+        ck_assert_int_eq(mvx_runtime_worker_stats(one, 0, &st), 0);
+        if (st.polls >= N)
+            break;
+        ck_assert_int_lt(tries, 40000 * slow);
+        usleep(100);
+    }
+    ck_assert_msg(mvx_now() < first,
+                  "arming took longer than the first deadline: nothing to count");
+    uint64_t parks_before = st.parks;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(mvx_join_wait(jh[i], MVX_TIMEOUT_INFINITE), 0);
+        mvx_join_release(jh[i]);
+    }
+    ck_assert_int_eq(mvx_runtime_worker_stats(one, 0, &st), 0);
+    uint64_t parks = st.parks - parks_before;
+    ck_assert_msg(parks <= 3 * N / 4, "%llu parks for %d ticks with a timer each",
+                  (unsigned long long)parks, N);
+    ck_assert_int_eq(mvx_runtime_release(one), 0);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 START_TEST(bad_arguments_are_einval)
@@ -803,6 +841,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, deadlines_at_every_wheel_level_far_past_and_now);
     tcase_add_test(tc, a_timer_waiting_above_level_0_fires_before_a_later_one_in_it);
     tcase_add_test(tc, a_busy_worker_fires_a_timer_after_the_poll_its_deadline_passed_in);
+    tcase_add_test(tc, a_worker_its_timers_wake_every_tick_wakes_once_per_two);
     tcase_add_test(tc, bad_arguments_are_einval);
     suite_add_tcase(s, tc);
     return s;
