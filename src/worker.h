@@ -21,8 +21,8 @@ struct mvx__worker {
     struct mvx__task *_Atomic lifo;
     uint32_t global_left; /* polls left until the global queue is looked at first */
     /* Polls left until the run loop next reads the clock for due timers, the polls it waits each
-     * time, and when it last read it (mvx__timer_check). */
-    uint32_t timer_left, timer_every;
+     * time, the short gaps in a row it saw, and when it last read it (mvx__timer_check). */
+    uint32_t timer_left, timer_every, timer_short_gaps;
     int64_t timer_checked_at;
     uint32_t rng;
     unsigned index;

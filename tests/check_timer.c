@@ -758,6 +758,115 @@ START_TEST(a_busy_worker_fires_a_timer_after_the_poll_its_deadline_passed_in)
 }
 END_TEST
 
+/* A task that sleeps on its timer beside long_poll tasks, and notes at each fire how many of
+ * their polls had ended past its deadline (lp.polls - lp.last_before) when it ran; it re-arms
+ * itself `rearm` more times, each `gap` ns after it ran. Every poll runs on the one worker. */
+struct busy_sleeper {
+    mvx_timer timer;
+    struct long_polls *lp;
+    int64_t deadline, gap;
+    int rearm;
+    atomic_int *worst; /* the most polls past a deadline seen */
+    atomic_int *done;
+};
+static int busy_sleeper_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)output;
+    struct busy_sleeper *bs = state;
+    for (;;) {
+        if (mvx_timer_arm(&bs->timer, bs->deadline, mvx_context_waker(cx)) == MVX_EAGAIN)
+            return MVX_POLL_PENDING;
+        int late_polls = atomic_load(&bs->lp->polls) - atomic_load(&bs->lp->last_before);
+        if (late_polls > atomic_load(bs->worst))
+            atomic_store(bs->worst, late_polls);
+        if (bs->rearm-- == 0) {
+            atomic_fetch_add(bs->done, 1);
+            return MVX_POLL_READY;
+        }
+        bs->deadline = mvx_now() + bs->gap;
+        /* Every poll so far ended before the new deadline; long_poll moves it on from here. */
+        atomic_store(&bs->lp->last_before, atomic_load(&bs->lp->polls));
+        atomic_store(&bs->lp->due, bs->deadline);
+    }
+}
+static void busy_sleeper_drop(void *state)
+{
+    mvx_timer_fini(&((struct busy_sleeper *)state)->timer);
+}
+static const mvx_task_vtable busy_sleeper_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = busy_sleeper_poll,
+    .drop = busy_sleeper_drop,
+    .state_size = sizeof(struct busy_sleeper),
+    .state_align = _Alignof(struct busy_sleeper),
+};
+
+/* One worker running `busy` long_poll tasks (queued behind one another, each yielding), a long
+ * timer keeping its wheel non-empty, and the polls learnt; then `sleepers` busy_sleeper tasks
+ * due together 10 ms out, re-arming `rearm` times `gap` ns after they ran. Returns the most
+ * long polls that ended past a deadline before its sleeper ran. */
+static int polls_past_deadline(int busy, int sleepers, int rearm, int64_t gap)
+{
+    mvx_runtime *one = new_runtime(1);
+    struct long_polls lp = {0};
+    struct long_polls *lpp = &lp;
+    mvx_join_handle *busy_jh[4], *sleeper_jh[8];
+    ck_assert(busy <= 4 && sleepers <= 8);
+    for (int i = 0; i < busy; i++)
+        ck_assert_int_eq(mvx_spawn(one, &long_poll_vt, &lpp, &busy_jh[i]), 0);
+    mvx_timer keeper;
+    ck_assert_int_eq(mvx_timer_init(&keeper, one), 0);
+    mvx_waker none = {&at_fire_waker_vt, NULL};
+    ck_assert_int_eq(mvx_timer_arm(&keeper, mvx_now() + 3600 * SEC, &none), MVX_EAGAIN);
+    wait_int_at_least(&lp.polls, 100);
+    atomic_int worst = 0, done = 0;
+    int64_t deadline = mvx_now() + 10 * MS;
+    atomic_store(&lp.last_before, atomic_load(&lp.polls));
+    atomic_store(&lp.due, deadline);
+    for (int i = 0; i < sleepers; i++) {
+        struct busy_sleeper bs = {.lp = &lp, .deadline = deadline, .gap = gap, .rearm = rearm,
+                                  .worst = &worst, .done = &done};
+        ck_assert_int_eq(mvx_timer_init(&bs.timer, one), 0);
+        ck_assert_int_eq(mvx_spawn(one, &busy_sleeper_vt, &bs, &sleeper_jh[i]), 0);
+    }
+    wait_int_at_least(&done, sleepers);
+    for (int i = 0; i < sleepers; i++) {
+        ck_assert_int_eq(mvx_join_wait(sleeper_jh[i], MVX_TIMEOUT_INFINITE), 0);
+        mvx_join_release(sleeper_jh[i]);
+    }
+    ck_assert_int_eq(mvx_timer_cancel(&keeper), 1);
+    atomic_store(&lp.stop, true);
+    for (int i = 0; i < busy; i++) {
+        ck_assert_int_eq(mvx_join_wait(busy_jh[i], MVX_TIMEOUT_INFINITE), 0);
+        mvx_join_release(busy_jh[i]);
+    }
+    mvx_timer_fini(&keeper);
+    ck_assert_int_eq(mvx_runtime_release(one), 0);
+    return atomic_load(&worst);
+}
+
+/* Counted in polls: tasks that a busy worker's timers wake run next, before the tasks queued
+ * there already. Four sleepers fire in one look while three long tasks are queued; with the
+ * woken tasks pushed behind them (the LIFO slot holds one), three would wait for all three. 1:
+ * each ran after the poll in which its deadline passed; 0: the deadline passed at the look. */
+START_TEST(tasks_a_busy_workers_timers_wake_run_before_its_queued_ones)
+{
+    int worst = polls_past_deadline(3, 4, 0, 0);
+    ck_assert_msg(worst <= 1, "a woken sleeper waited for %d long polls", worst);
+}
+END_TEST
+
+/* Counted in polls: a short poll between long ones does not make the worker skip its look after
+ * the next long one. A sleeper re-arms itself 20 us after each fire, so its deadline passes
+ * during the long poll that follows; when the look after its short poll took the short gap as
+ * a reason to look every other poll, the sleeper waited for a second long poll every time. */
+START_TEST(a_short_poll_between_long_ones_keeps_the_look_after_each)
+{
+    int worst = polls_past_deadline(1, 1, 20, 20000);
+    ck_assert_msg(worst <= 1, "the sleeper waited for %d long polls", worst);
+}
+END_TEST
+
 /* A parked worker its timers wake once per 131 us tick coalesces them: it sleeps to the next
  * 262 us boundary and fires two ticks' slots per wake-up (timer.c, with_slack). Counted in parks,
  * not timed: one sleep due in each of 200 consecutive ticks, all armed before the first is due;
@@ -841,6 +950,8 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, deadlines_at_every_wheel_level_far_past_and_now);
     tcase_add_test(tc, a_timer_waiting_above_level_0_fires_before_a_later_one_in_it);
     tcase_add_test(tc, a_busy_worker_fires_a_timer_after_the_poll_its_deadline_passed_in);
+    tcase_add_test(tc, tasks_a_busy_workers_timers_wake_run_before_its_queued_ones);
+    tcase_add_test(tc, a_short_poll_between_long_ones_keeps_the_look_after_each);
     tcase_add_test(tc, a_worker_its_timers_wake_every_tick_wakes_once_per_two);
     tcase_add_test(tc, bad_arguments_are_einval);
     suite_add_tcase(s, tc);
