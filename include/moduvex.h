@@ -772,8 +772,9 @@ MVX_EXTERN int mvx_timer_init(mvx_timer *timer, mvx_runtime *rt);
  * value, once) at the deadline, never before it, and usually within the wheel's resolution
  * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks, up to
  * two ticks (262 us) after it while timers due less than 524 us apart keep waking that worker.
- * Re-arming replaces the deadline and the waker; re-arming with the same deadline and a waker
- * that will_wake the stored one costs no clone. O(1), no allocation.
+ * A task woken by a busy worker's timer runs ahead of the tasks queued on that worker (when they
+ * are at most 16). Re-arming replaces the deadline and the waker; re-arming with the same
+ * deadline and a waker that will_wake the stored one costs no clone. O(1), no allocation.
  * MVX_EINVAL (NULLs, uninitialised timer), MVX_ESHUTDOWN (the runtime is shut down: timers no
  * longer fire). From a worker the timer goes to that worker's wheel; from any other thread to
  * one of the runtime's, whose worker is woken if it sleeps past the new deadline. */
