@@ -455,22 +455,11 @@ static int64_t first_due(struct mvx__worker *w)
     }
     return first;
 }
-static bool due_by(struct mvx__worker *w, int64_t now)
-{
-    return first_due(w) <= now;
-}
 
-/* Fires what is due at now (0: read the clock, only if anything could be due). */
-static bool fire_due(struct mvx__worker *w, int64_t now)
+/* Fires what is due at now on w's wheel and on the busy peers' it covers; true if it woke any. */
+static bool fire_due_at(struct mvx__worker *w, int64_t now)
 {
     struct mvx_runtime *rt = w->rt;
-    int64_t first = first_due(w);
-    if (first == INT64_MAX)
-        return false;
-    if (!now)
-        now = mvx__now_ns();
-    if (now < first)
-        return false;
     unsigned fired = 0;
     struct mvx__wheel *own = &w->wheel;
     if (atomic_load_explicit(&own->next_fire, mvx__relaxed) <= now) {
@@ -491,7 +480,11 @@ static bool fire_due(struct mvx__worker *w, int64_t now)
 
 bool mvx__timer_fire_due(struct mvx__worker *w)
 {
-    return fire_due(w, 0);
+    int64_t first = first_due(w);
+    if (first == INT64_MAX)
+        return false; /* no clock read */
+    int64_t now = mvx__now_ns();
+    return now >= first && fire_due_at(w, now);
 }
 
 /* A look wakes its timers' tasks ahead of the worker's queue: it takes a queue of up to
@@ -546,11 +539,13 @@ void mvx__timer_check(struct mvx__worker *w)
     uint64_t tick = ((uint64_t)now >> TICK_SHIFT) + 1; /* the current tick's slot */
     bool near_due =
         wh->near_tick != tick || atomic_load_explicit(&wh->near_min, mvx__relaxed) <= now;
-    if (!near_due && !due_by(w, now))
+    bool wheels_due = first_due(w) <= now;
+    if (!near_due && !wheels_due)
         return;
     struct mvx__task *held[HOLD_MAX];
     unsigned k = hold_queue(w, held);
-    fire_due(w, now);
+    if (wheels_due)
+        fire_due_at(w, now);
     if (near_due) {
         mvx_waker batch[FIRE_BATCH];
         wheel_lock(wh);
