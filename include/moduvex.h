@@ -770,8 +770,9 @@ MVX_EXTERN int mvx_timer_init(mvx_timer *timer, mvx_runtime *rt);
  * deadline has passed: the timer is then not armed and nothing will be woken (poll on: the wait
  * is over). Otherwise returns MVX_EAGAIN: the timer holds a clone of *waker and wakes it (by
  * value, once) at the deadline, never before it, and usually within the wheel's resolution
- * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks, up to
- * two ticks (262 us) after it while timers due less than 524 us apart keep waking that worker.
+ * (131 us) after it; about 10 us after it while the wheel's worker is busy running tasks (or
+ * stuck in a long poll while another worker with timers is busy), up to two ticks (262 us)
+ * after it while timers due less than 524 us apart keep waking that worker.
  * A task woken by a busy worker's timer runs ahead of the tasks queued on that worker (when they
  * are at most 16). Re-arming replaces the deadline and the waker; re-arming with the same
  * deadline and a waker that will_wake the stored one costs no clone. O(1), no allocation.

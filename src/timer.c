@@ -269,7 +269,7 @@ static int64_t wheel_insert(struct mvx__wheel *wh, struct mvx__timer *t, uint64_
         wh->slot_due[i] = when;
     wh->occupied[i / 64] |= bit;
     wh->count++;
-    if (l == 0 && when == wh->near_tick &&
+    if (l == 0 && when == atomic_load_explicit(&wh->near_tick, mvx__relaxed) &&
         t->deadline < atomic_load_explicit(&wh->near_min, mvx__relaxed))
         atomic_store_explicit(&wh->near_min, t->deadline, mvx__relaxed);
     return ns_of_tick(wh->slot_due[i]);
@@ -358,7 +358,7 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
     return fired;
 }
 
-/* A busy owner's look within the current tick: the slot of the tick after now's (its start is
+/* A busy look within the current tick: the slot of the tick after now's (its start is
  * still ahead, so wheel_process leaves it) holds timers whose deadlines may have passed already;
  * fires those (tick: that tick), at most FIRE_BATCH into batch, and returns the count. A wheel fires a slot once
  * its tick starts, so a timer waits up to a tick (131 us) past its deadline, half of one on
@@ -366,7 +366,7 @@ static unsigned wheel_process(struct mvx__wheel *wh, int64_t now)
  * worker that is awake anyway and looks at the clock every few microseconds (mvx__timer_check)
  * can fire each timer at its deadline. near_min keeps the slot from being walked at every look:
  * it is walked when the tick changes, and again only once its earliest deadline has passed. The
- * lock is held; only the owner calls it. */
+ * lock is held: the owner's look, or a peer's covering it (cover_late_peers). */
 static unsigned fire_near(struct mvx__wheel *wh, int64_t now, uint64_t tick, mvx_waker *batch)
 {
     if (wh->processing)
@@ -374,7 +374,7 @@ static unsigned fire_near(struct mvx__wheel *wh, int64_t now, uint64_t tick, mvx
     unsigned i = level_base(0) + (unsigned)((tick >> level_shift(0)) & (level_slots(0) - 1));
     int64_t min = INT64_MAX;
     unsigned n = 0;
-    wh->near_tick = tick;
+    atomic_store_explicit(&wh->near_tick, tick, mvx__relaxed);
     for (struct mvx__timer *t = wh->slots[i], *next; t; t = next) {
         next = t->next;
         if (t->deadline > now || n == FIRE_BATCH) {
@@ -487,6 +487,54 @@ bool mvx__timer_fire_due(struct mvx__worker *w)
     return now >= first && fire_due_at(w, now);
 }
 
+/* Whether the current tick's level-0 slot may hold a timer due at now: it has not been walked in
+ * this tick, or its earliest deadline since (near_min, only ever too early) has passed. */
+static inline bool near_may_be_due(struct mvx__wheel *wh, int64_t now, uint64_t tick)
+{
+    return atomic_load_explicit(&wh->near_tick, mvx__relaxed) != tick ||
+           atomic_load_explicit(&wh->near_min, mvx__relaxed) <= now;
+}
+
+/* A busy worker's look also fires what is due on the wheel of an awake peer that has not looked
+ * at its own for MVX__TIMER_CHECK_NS: one in a long poll, or preempted (8 workers on 2 CPUs:
+ * most of them, at any moment). Its timers would otherwise wait for it to come back, or for the
+ * 1 ms grace after which the peers cover a busy owner's overdue slots (steal_candidate). The
+ * tasks they wake run here. late_peer_due: whether v is such a peer with something due (its
+ * slots, or its current tick's deadlines); cover_late_peers fires them, under a trylock: a peer
+ * that holds its lock is looking after it itself. */
+static bool late_peer_due(struct mvx__worker *w, struct mvx__worker *v, int64_t now, uint64_t tick)
+{
+    struct mvx__wheel *vh = &v->wheel;
+    if (v == w || atomic_load_explicit(&v->sleep, mvx__relaxed) != MVX__AWAKE ||
+        now - atomic_load_explicit(&vh->looked_at, mvx__relaxed) < MVX__TIMER_CHECK_NS)
+        return false;
+    int64_t next = atomic_load_explicit(&vh->next_fire, mvx__relaxed);
+    return next <= now || (next != INT64_MAX && near_may_be_due(vh, now, tick));
+}
+static bool late_peers_due(struct mvx__worker *w, int64_t now, uint64_t tick)
+{
+    struct mvx_runtime *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (late_peer_due(w, rt->workers[i], now, tick))
+            return true;
+    return false;
+}
+static void cover_late_peers(struct mvx__worker *w, int64_t now, uint64_t tick)
+{
+    struct mvx_runtime *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct mvx__wheel *vh = &rt->workers[i]->wheel;
+        if (!late_peer_due(w, rt->workers[i], now, tick) || !wheel_trylock(vh))
+            continue;
+        if (atomic_load_explicit(&vh->next_fire, mvx__relaxed) <= now)
+            wheel_process(vh, now);
+        mvx_waker batch[FIRE_BATCH];
+        unsigned n = fire_near(vh, now, tick, batch);
+        wheel_unlock(vh);
+        flush(batch, n);
+    }
+}
+
 /* A look wakes its timers' tasks ahead of the worker's queue: it takes a queue of up to
  * HOLD_MAX tasks out, fires, and pushes them back behind the woken ones. Otherwise the LIFO slot
  * takes the last woken and the others wait behind every task queued (yielders among them):
@@ -537,10 +585,11 @@ void mvx__timer_check(struct mvx__worker *w)
     w->timer_checked_at = now;
     struct mvx__wheel *wh = &w->wheel;
     uint64_t tick = ((uint64_t)now >> TICK_SHIFT) + 1; /* the current tick's slot */
-    bool near_due =
-        wh->near_tick != tick || atomic_load_explicit(&wh->near_min, mvx__relaxed) <= now;
+    atomic_store_explicit(&wh->looked_at, now, mvx__relaxed);
+    bool near_due = near_may_be_due(wh, now, tick);
     bool wheels_due = first_due(w) <= now;
-    if (!near_due && !wheels_due)
+    bool peers_due = late_peers_due(w, now, tick);
+    if (!near_due && !wheels_due && !peers_due)
         return;
     struct mvx__task *held[HOLD_MAX];
     unsigned k = hold_queue(w, held);
@@ -553,6 +602,8 @@ void mvx__timer_check(struct mvx__worker *w)
         wheel_unlock(wh);
         flush(batch, n); /* outside the lock: a wake can run a drop callback that frees a timer */
     }
+    if (peers_due)
+        cover_late_peers(w, now, tick);
     for (unsigned i = 0; i < k; i++)
         mvx__worker_push_back(w, held[i]);
 }

@@ -55,16 +55,21 @@ struct mvx__wheel {
     bool processing;         /* a thread is firing it (and may have let go of the lock) */
     uint64_t elapsed;        /* ticks: the start of the slot processed last */
     struct mvx__worker *owner;
-    /* The busy owner's look within the current tick (timer.c, fire_near): the tick whose level-0
-     * slot it last looked at, and the earliest deadline in that slot since (INT64_MAX: none;
-     * only ever too early). Under the lock; the owner also reads both without it. */
-    uint64_t near_tick;
+    /* The busy look within the current tick (timer.c, fire_near; the owner's, or a peer's that
+     * covers it): the tick whose level-0 slot was last walked, and the earliest deadline in that
+     * slot since (INT64_MAX: none; only ever too early). Written under the lock; read without
+     * it to skip the walk. */
+    _Atomic uint64_t near_tick;
     _Atomic int64_t near_min;
     /* Nanoseconds at which the wheel next needs processing (INT64_MAX: never): its earliest
      * occupied slot is due, or the next block's level-1 slot must be moved down (timer.c,
      * precascade). Read without the lock by the owner's park, the peers covering it and the
      * backlog's lag; only ever too early, never too late. */
     _Atomic int64_t next_fire;
+    /* When the owner last looked at the clock for due timers (mvx_now clock; 0: not yet): a
+     * busy peer fires a wheel whose awake owner has not looked for MVX__TIMER_CHECK_NS
+     * (timer.c, cover_late_peers). Written by the owner only. */
+    _Atomic int64_t looked_at;
     /* One bit per slot, slots numbered level by level: level 0's 2,048 first (32 words), then
      * one word per level above. */
     uint64_t occupied[MVX__WHEEL_ALL_SLOTS / 64];

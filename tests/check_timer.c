@@ -867,6 +867,120 @@ START_TEST(a_short_poll_between_long_ones_keeps_the_look_after_each)
 }
 END_TEST
 
+/* ---- a busy worker fires the timers of a peer stuck in a long poll ---- */
+
+/* long_poll's 50 us polls, with a timer an hour out on the wheel of whichever worker polls it
+ * (re-made when the task moves): the busy look runs only while a worker's own wheel holds
+ * timers. */
+struct keeper_poll {
+    struct long_polls *lp;
+    mvx_timer keeper;
+    pthread_t on;
+    bool armed;
+};
+static int keeper_poll(void *state, mvx_context *cx, void *output)
+{
+    struct keeper_poll *kp = state;
+    if (!kp->armed || !pthread_equal(kp->on, pthread_self())) {
+        if (kp->armed) {
+            mvx_timer_cancel(&kp->keeper);
+            mvx_timer_fini(&kp->keeper);
+        }
+        ck_assert_int_eq(mvx_timer_init(&kp->keeper, mvx_runtime_current()), 0);
+        mvx_waker none = {&at_fire_waker_vt, NULL};
+        mvx_timer_arm(&kp->keeper, mvx_now() + 3600 * SEC, &none);
+        kp->on = pthread_self();
+        kp->armed = true;
+    }
+    return long_poll(&kp->lp, cx, output);
+}
+static void keeper_drop(void *state)
+{
+    struct keeper_poll *kp = state;
+    if (kp->armed)
+        mvx_timer_fini(&kp->keeper);
+}
+static const mvx_task_vtable keeper_poll_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = keeper_poll,
+    .drop = keeper_drop,
+    .state_size = sizeof(struct keeper_poll),
+    .state_align = _Alignof(struct keeper_poll),
+};
+
+/* A task that arms a timer on its worker's wheel, due in 20 ms, then keeps that worker in one
+ * poll until the timer has fired (at most 2 s). */
+static atomic_bool g_stuck_started, g_watched_fired;
+static void stuck_fire_wake(void *d)
+{
+    at_fire_wake_by_ref(d);
+    atomic_store(&g_watched_fired, true);
+}
+static const mvx_waker_vtable stuck_fire_vt = {
+    sizeof(mvx_waker_vtable), at_fire_clone, stuck_fire_wake, stuck_fire_wake, at_fire_drop,
+};
+static int stuck_poll(void *state, mvx_context *cx, void *output)
+{
+    (void)cx;
+    (void)output;
+    struct long_polls *lp = *(struct long_polls **)state;
+    mvx_timer watched;
+    ck_assert_int_eq(mvx_timer_init(&watched, mvx_runtime_current()), 0);
+    int64_t deadline = mvx_now() + 20 * MS;
+    atomic_store(&lp->last_before, atomic_load(&lp->polls));
+    atomic_store(&lp->due, deadline);
+    mvx_waker w = {&stuck_fire_vt, NULL};
+    ck_assert_int_eq(mvx_timer_arm(&watched, deadline, &w), MVX_EAGAIN);
+    atomic_store(&g_stuck_started, true);
+    while (!atomic_load(&g_watched_fired) && mvx_now() < deadline + 2 * SEC)
+        ;
+    mvx_timer_cancel(&watched);
+    mvx_timer_fini(&watched);
+    return MVX_POLL_READY;
+}
+static const mvx_task_vtable stuck_vt = {
+    .size = sizeof(mvx_task_vtable),
+    .poll = stuck_poll,
+    .state_size = sizeof(void *),
+    .state_align = _Alignof(void *),
+};
+
+/* Counted in polls: a timer whose worker is stuck in a long poll is fired by the busy peer's
+ * next look once its deadline passes, not after the 1 ms grace (20 of the peer's 50 us polls)
+ * nor once the stuck poll ends. */
+START_TEST(a_busy_worker_fires_the_timers_of_a_peer_stuck_in_a_long_poll)
+{
+    mvx_runtime *two = new_runtime(2);
+    struct long_polls lp = {0};
+    g_long_polls = &lp;
+    atomic_store(&g_stuck_started, false);
+    atomic_store(&g_watched_fired, false);
+    struct keeper_poll kp = {.lp = &lp};
+    mvx_join_handle *busy, *stuck;
+    ck_assert_int_eq(mvx_spawn(two, &keeper_poll_vt, &kp, &busy), 0);
+    wait_int_at_least(&lp.polls, 50);
+    struct long_polls *lpp = &lp;
+    ck_assert_int_eq(mvx_spawn(two, &stuck_vt, &lpp, &stuck), 0);
+    while (!atomic_load(&g_stuck_started))
+        usleep(100);
+    /* The busy task now runs on the other worker: it makes polls while the first is stuck. */
+    int base = atomic_load(&lp.polls);
+    wait_int_at_least(&lp.polls, base + 20);
+    ck_assert_msg(mvx_now() < atomic_load(&lp.due), "setup took longer than the deadline");
+    ck_assert_int_eq(mvx_join_wait(stuck, MVX_TIMEOUT_INFINITE), 0);
+    mvx_join_release(stuck);
+    int last_before = atomic_load(&lp.last_before), at_fire = atomic_load(&lp.at_fire);
+    ck_assert_msg(atomic_load(&g_watched_fired), "the stuck worker's timer never fired");
+    ck_assert_msg(last_before > 0 && at_fire - last_before <= 2,
+                  "the timer fired after %d of the peer's polls past its deadline",
+                  at_fire - last_before);
+    atomic_store(&lp.stop, true);
+    ck_assert_int_eq(mvx_join_wait(busy, MVX_TIMEOUT_INFINITE), 0);
+    mvx_join_release(busy);
+    ck_assert_int_eq(mvx_runtime_release(two), 0);
+}
+END_TEST
+
 /* A parked worker its timers wake once per 131 us tick coalesces them: it sleeps to the next
  * 262 us boundary and fires two ticks' slots per wake-up (timer.c, with_slack). Counted in parks,
  * not timed: one sleep due in each of 200 consecutive ticks, all armed before the first is due;
@@ -952,6 +1066,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, a_busy_worker_fires_a_timer_after_the_poll_its_deadline_passed_in);
     tcase_add_test(tc, tasks_a_busy_workers_timers_wake_run_before_its_queued_ones);
     tcase_add_test(tc, a_short_poll_between_long_ones_keeps_the_look_after_each);
+    tcase_add_test(tc, a_busy_worker_fires_the_timers_of_a_peer_stuck_in_a_long_poll);
     tcase_add_test(tc, a_worker_its_timers_wake_every_tick_wakes_once_per_two);
     tcase_add_test(tc, bad_arguments_are_einval);
     suite_add_tcase(s, tc);
