@@ -443,8 +443,8 @@ int64_t mvx__timer_park_deadline(struct mvx__worker *w)
     return deadline;
 }
 
-/* The earliest instant at which w's wheel, or a busy peer's it covers, needs firing. */
-static int64_t first_due(struct mvx__worker *w)
+/* Fires what is due at now (0: read the clock, only if anything could be due). */
+static bool fire_due(struct mvx__worker *w, int64_t now)
 {
     struct mvx_runtime *rt = w->rt;
     int64_t first = atomic_load_explicit(&w->wheel.next_fire, mvx__relaxed);
@@ -453,13 +453,12 @@ static int64_t first_due(struct mvx__worker *w)
         if (steal_candidate(w, rt->workers[i], &due) && due < first)
             first = due;
     }
-    return first;
-}
-
-/* Fires what is due at now on w's wheel and on the busy peers' it covers; true if it woke any. */
-static bool fire_due_at(struct mvx__worker *w, int64_t now)
-{
-    struct mvx_runtime *rt = w->rt;
+    if (first == INT64_MAX)
+        return false;
+    if (!now)
+        now = mvx__now_ns();
+    if (now < first)
+        return false;
     unsigned fired = 0;
     struct mvx__wheel *own = &w->wheel;
     if (atomic_load_explicit(&own->next_fire, mvx__relaxed) <= now) {
@@ -480,11 +479,7 @@ static bool fire_due_at(struct mvx__worker *w, int64_t now)
 
 bool mvx__timer_fire_due(struct mvx__worker *w)
 {
-    int64_t first = first_due(w);
-    if (first == INT64_MAX)
-        return false; /* no clock read */
-    int64_t now = mvx__now_ns();
-    return now >= first && fire_due_at(w, now);
+    return fire_due(w, 0);
 }
 
 /* Whether the current tick's level-0 slot may hold a timer due at now: it has not been walked in
@@ -495,13 +490,25 @@ static inline bool near_may_be_due(struct mvx__wheel *wh, int64_t now, uint64_t 
            atomic_load_explicit(&wh->near_min, mvx__relaxed) <= now;
 }
 
+/* Under wh's lock, for a busy look: fires its slots whose tick has started, if any is due, and,
+ * if near, its current tick's deadlines that have passed, whose wakers go to batch (to be woken
+ * outside the lock: a wake can run a drop callback that frees a timer). */
+static unsigned fire_busy_locked(struct mvx__wheel *wh, int64_t now, uint64_t tick, bool near,
+                                 mvx_waker *batch)
+{
+    if (atomic_load_explicit(&wh->next_fire, mvx__relaxed) <= now)
+        wheel_process(wh, now);
+    return near ? fire_near(wh, now, tick, batch) : 0;
+}
+
 /* A busy worker's look also fires what is due on the wheel of an awake peer that has not looked
  * at its own for MVX__TIMER_CHECK_NS: one in a long poll, or preempted (8 workers on 2 CPUs:
  * most of them, at any moment). Its timers would otherwise wait for it to come back, or for the
- * 1 ms grace after which the peers cover a busy owner's overdue slots (steal_candidate). The
- * tasks they wake run here. late_peer_due: whether v is such a peer with something due (its
- * slots, or its current tick's deadlines); cover_late_peers fires them, under a trylock: a peer
- * that holds its lock is looking after it itself. */
+ * 1 ms grace after which a parking peer covers a busy owner's overdue slots (steal_candidate);
+ * a peer that looks in time fires its own. The tasks they wake run here. late_peer_due: whether
+ * v is such a peer with something due (its slots, or its current tick's deadlines);
+ * cover_late_peers fires them, under a trylock: a peer that holds its lock is looking after it
+ * itself. */
 static bool late_peer_due(struct mvx__worker *w, struct mvx__worker *v, int64_t now, uint64_t tick)
 {
     struct mvx__wheel *vh = &v->wheel;
@@ -526,10 +533,8 @@ static void cover_late_peers(struct mvx__worker *w, int64_t now, uint64_t tick)
         struct mvx__wheel *vh = &rt->workers[i]->wheel;
         if (!late_peer_due(w, rt->workers[i], now, tick) || !wheel_trylock(vh))
             continue;
-        if (atomic_load_explicit(&vh->next_fire, mvx__relaxed) <= now)
-            wheel_process(vh, now);
         mvx_waker batch[FIRE_BATCH];
-        unsigned n = fire_near(vh, now, tick, batch);
+        unsigned n = fire_busy_locked(vh, now, tick, near_may_be_due(vh, now, tick), batch);
         wheel_unlock(vh);
         flush(batch, n);
     }
@@ -586,21 +591,19 @@ void mvx__timer_check(struct mvx__worker *w)
     struct mvx__wheel *wh = &w->wheel;
     uint64_t tick = ((uint64_t)now >> TICK_SHIFT) + 1; /* the current tick's slot */
     atomic_store_explicit(&wh->looked_at, now, mvx__relaxed);
+    bool slots_due = atomic_load_explicit(&wh->next_fire, mvx__relaxed) <= now;
     bool near_due = near_may_be_due(wh, now, tick);
-    bool wheels_due = first_due(w) <= now;
     bool peers_due = late_peers_due(w, now, tick);
-    if (!near_due && !wheels_due && !peers_due)
+    if (!slots_due && !near_due && !peers_due)
         return;
     struct mvx__task *held[HOLD_MAX];
     unsigned k = hold_queue(w, held);
-    if (wheels_due)
-        fire_due_at(w, now);
-    if (near_due) {
+    if (slots_due || near_due) {
         mvx_waker batch[FIRE_BATCH];
         wheel_lock(wh);
-        unsigned n = fire_near(wh, now, tick, batch);
+        unsigned n = fire_busy_locked(wh, now, tick, near_due, batch);
         wheel_unlock(wh);
-        flush(batch, n); /* outside the lock: a wake can run a drop callback that frees a timer */
+        flush(batch, n);
     }
     if (peers_due)
         cover_late_peers(w, now, tick);
